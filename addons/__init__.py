@@ -1,0 +1,32 @@
+"""mitmproxy addons of aibridge: the only package that imports mitmproxy.
+
+`default_addons()` returns them in registration order; mitmproxy runs each hook in this order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from addons.state import Gateway
+
+
+def default_addons(gateway: Gateway) -> list[Any]:
+    from addons.auth import Auth
+    from addons.credentials import Credentials
+    from addons.lifecycle import Lifecycle
+    from addons.limits import BodyLimit
+    from addons.options import Options
+    from addons.paths import Paths
+    from addons.recording import Recording
+    from addons.routing import Routing
+
+    return [
+        Options(gateway),  # settings <-> mitmproxy options; the runtime's start and stop
+        Lifecycle(gateway),  # in-flight accounting for graceful stops
+        Paths(gateway),  # /api/v2/aibridge/<name>/...: recognise, validate, HEAD preflight
+        BodyLimit(gateway),  # 413 before anything is forwarded
+        Auth(gateway),  # user token -> principal, 401 otherwise
+        Routing(gateway),  # provider name -> upstream, allow-listed routes only
+        Credentials(gateway),  # strip client auth and hop-by-hop headers, inject the key
+        Recording(gateway),  # interceptions, usage, prompts, tools, thoughts
+    ]

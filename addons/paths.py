@@ -1,0 +1,78 @@
+"""Recognise gateway routes: `/api/v2/aibridge/<provider-name>/<sub-path>`.
+
+The provider name is validated strictly after percent-decoding: anything that is not a
+lowercase hyphenated name (`..`, `%2e`, `%2f`, uppercase, fullwidth dots, NUL, empty) is 404.
+The upstream is never chosen from Host or any other header.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from mitmproxy import http
+
+from addons.errors import reject
+from addons.state import FlowContext, Gateway
+from gateway import errors
+from gateway.providers import get_provider_type
+from gateway.providers.base import ProviderType
+from gateway.validation import is_provider_name
+
+PREFIX = "/api/v2/aibridge/"
+# Paths under the prefix that belong to the admin API, not to a provider.
+RESERVED = frozenset({"interceptions", "usage"})
+
+
+def guess_type(subpath: str) -> ProviderType:
+    """Error shape before the provider is known: Anthropic's paths look like /v1/messages."""
+    return get_provider_type("anthropic" if subpath.startswith("/v1/messages") else "openai")
+
+
+def split_gateway_path(path: str) -> tuple[str, str, str, str] | None:
+    """`/api/v2/aibridge/name/v1/x?q` -> ("name", "/v1/x", raw sub-path, "q"); None if not a
+    gateway path. The name is "" when it is not a valid provider name (never decoded)."""
+    target, _, query = path.partition("?")
+    if not target.startswith(PREFIX):
+        return None
+    rest = target[len(PREFIX):]
+    raw_name, slash, sub = rest.partition("/")
+    # Percent-encoding is never valid in a provider name: reject rather than decode.
+    name = raw_name if is_provider_name(raw_name) else ""
+    raw = slash + sub
+    subpath = unquote(raw, errors="replace") if "%" in raw else raw
+    return name, subpath, raw, query
+
+
+class Paths:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        parts = split_gateway_path(flow.request.path)
+        if parts is None:
+            return
+        name, subpath, raw_subpath, query = parts
+        if name in RESERVED:
+            return
+        ptype = guess_type(subpath)
+        fctx = FlowContext(provider_name=name, subpath=subpath, raw_subpath=raw_subpath,
+                           query=query, guessed_type=ptype)
+        self.gateway.flows[flow] = fctx
+        fctx.rejected = True
+        if not self.gateway.ready:
+            reject(flow, ptype, errors.UNAVAILABLE, "aibridge is starting; retry shortly")
+        elif not self.gateway.settings.enabled:
+            reject(flow, ptype, errors.GATEWAY_DISABLED,
+                   "the AI gateway is disabled on this deployment (ai_gateway.enabled=false)")
+        elif not name:
+            reject(flow, ptype, errors.NOT_FOUND, "invalid provider name in path")
+        elif flow.request.method == "HEAD" and subpath in ("", "/"):
+            # Claude Code preflights its base URL with HEAD and no credentials.
+            flow.response = http.Response.make(200, b"", {"content-type": "text/plain"})
+        elif ".." in subpath.split("/") or "\x00" in subpath or "//" in subpath:
+            reject(flow, ptype, errors.NOT_FOUND,
+                   f"route not supported: {flow.request.method} {subpath or '/'}")
+        else:
+            fctx.rejected = False

@@ -1,0 +1,167 @@
+"""`aibridge server`: an embedded, lean mitmproxy master in reverse mode.
+
+Only the addons the gateway needs are loaded (no dumper, no view, no flow store), which is
+what makes it faster than `mitmdump -s addons/aibridge.py`. `--workers N` runs N such
+processes sharing the listening port with SO_REUSEPORT under a small supervisor. SIGTERM
+stops accepting, lets in-flight requests finish (up to a grace period), flushes the journal to
+the database and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mitmproxy import master, options
+from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+
+from addons import default_addons
+from addons.lifecycle import Lifecycle
+from addons.state import Gateway
+from gateway import settings as gs
+from gateway.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = "AIBRIDGE_WORKER"
+GRACE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    overrides: dict[str, Any]
+    config_file: str | None
+    bootstrap: bool = True
+    reuse_port: bool = False
+
+
+class _ReusePortLoop(asyncio.SelectorEventLoop):
+    """An event loop whose listening sockets set SO_REUSEPORT, so workers share one port."""
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:  # type: ignore[override]
+        kwargs["reuse_port"] = True
+        return await super().create_server(*args, **kwargs)
+
+
+def build_master(cfg: ServerConfig, gateway: Gateway) -> master.Master:
+    opts = options.Options()
+    m = master.Master(opts, with_termlog=False)
+    m.addons.add(
+        core.Core(),
+        proxyserver.Proxyserver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        errorcheck.ErrorCheck(),
+        *default_addons(gateway),
+    )
+    settings = gateway.settings
+    confdir = settings.data_dir / "mitmproxy"
+    confdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    values: dict[str, Any] = {gs.option_name(k): str(v) for k, v in cfg.overrides.items()}
+    if cfg.config_file:
+        values["ai_gateway_config"] = cfg.config_file
+    opts.update(
+        mode=[f"reverse:http://localhost:1@{cfg.host}:{cfg.port}"],
+        connection_strategy="lazy",
+        confdir=str(confdir),
+        ai_gateway_bootstrap_admin=cfg.bootstrap,
+        **values,
+    )
+    return m
+
+
+async def _serve(cfg: ServerConfig, gateway: Gateway) -> None:
+    m = build_master(cfg, gateway)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    async def graceful() -> None:
+        log.info("stopping: no new connections; waiting for requests in flight")
+        m.options.update(server=False)
+        lifecycle = m.addons.get("lifecycle")
+        if isinstance(lifecycle, Lifecycle):
+            left = await lifecycle.drain(GRACE_SECONDS)
+            if left:
+                log.warning("%d requests still in flight after %.0fs; stopping anyway", left,
+                            GRACE_SECONDS)
+        m.shutdown()
+
+    def on_signal() -> None:
+        if stopping:
+            m.shutdown()
+            return
+        stopping.append(loop.create_task(graceful()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await m.run()
+
+
+def run_worker(cfg: ServerConfig) -> int:
+    """Run one gateway process in the foreground until stopped."""
+    try:
+        loaded = gs.load_settings(cfg.overrides, config_file=cfg.config_file)
+    except ValueError as exc:
+        sys.stderr.write(f"aibridge: {exc}\n")
+        return 2
+    s = loaded.settings
+    gateway = Gateway(own_logging=True)
+    logs = setup_logging(human=s.log_human, json_path=s.log_json, level=s.log_level,
+                         scrubber=lambda: gateway.runtime.scrubber() if gateway.runtime else _empty())
+    gateway.loaded = loaded
+    try:
+        factory = _ReusePortLoop if cfg.reuse_port else asyncio.SelectorEventLoop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(cfg, gateway))
+    finally:
+        logs.stop()
+    return 0
+
+
+def _empty() -> Any:
+    from gateway.redaction import SecretScrubber
+
+    return SecretScrubber()
+
+
+def run_supervisor(cfg: ServerConfig, workers: int, argv: list[str]) -> int:
+    """Start `workers` processes on one port (SO_REUSEPORT); forward signals; restart crashes."""
+    env = {**os.environ, WORKER_ENV: "1"}
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for _ in range(workers):
+        procs.append(subprocess.Popen(argv, env=env))
+    while True:
+        alive = [p for p in procs if p.poll() is None]
+        if stopping:
+            for p in alive:
+                try:
+                    p.wait(GRACE_SECONDS + 15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            return 0
+        for i, p in enumerate(procs):
+            if p.poll() is not None and not stopping:
+                sys.stderr.write(f"aibridge: worker {p.pid} exited with {p.returncode}; restarting\n")
+                time.sleep(0.5)
+                procs[i] = subprocess.Popen(argv, env=env)
+        time.sleep(0.2)

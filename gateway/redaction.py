@@ -1,0 +1,92 @@
+"""The one place secrets are masked before anything leaves the process.
+
+Every header list, URL query and error text written to a log, a dump, a flow file or an error
+body passes through here. A masked value keeps a short hint (`sk-a...9xQz`) and no more.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode
+
+SENSITIVE_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "www-authenticate",
+        "x-amz-security-token",
+        "x-goog-api-key",
+        "x-aibridge-token",
+    }
+)
+SENSITIVE_QUERY_KEYS = frozenset({"key", "api_key", "api-key", "apikey", "token", "access_token"})
+_AUTH_SCHEME = re.compile(r"^(Bearer|Basic|Token)\s+", re.IGNORECASE)
+
+
+def mask_secret(value: str) -> str:
+    """`sk-ant-api03-abcd...wxyz` -> `sk-a...wxyz`; short values reveal nothing."""
+    if len(value) >= 16:
+        return f"{value[:4]}...{value[-4:]}"
+    if len(value) >= 8:
+        return f"{value[:2]}...{value[-2:]}"
+    return "***"
+
+
+def mask_header_value(name: str, value: str) -> str:
+    if name.lower() not in SENSITIVE_HEADERS:
+        return value
+    scheme = _AUTH_SCHEME.match(value)
+    if scheme:
+        return scheme.group(0) + mask_secret(value[scheme.end() :])
+    if name.lower() in ("cookie", "set-cookie"):
+        return "; ".join(_mask_cookie(part) for part in value.split(";"))
+    return mask_secret(value)
+
+
+def _mask_cookie(part: str) -> str:
+    name, sep, val = part.strip().partition("=")
+    return f"{name}={mask_secret(val)}" if sep else mask_secret(name)
+
+
+def redact_headers(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, mask_header_value(name, value)) for name, value in fields]
+
+
+def redact_query(query: str) -> str:
+    """Mask the values of `key=`, `api_key=` (and similar) in a URL query string."""
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in SENSITIVE_QUERY_KEYS for k, _ in pairs):
+        return query
+    return urlencode(
+        [(k, mask_secret(v) if k.lower() in SENSITIVE_QUERY_KEYS else v) for k, v in pairs],
+        safe="/:.",
+    )
+
+
+def redact_path(path: str) -> str:
+    """A request target (`/a/b?key=...`) with sensitive query values masked."""
+    base, sep, query = path.partition("?")
+    return base + sep + redact_query(query) if sep else path
+
+
+class SecretScrubber:
+    """Replaces known secret values (provider keys, tokens) inside free text, e.g. an upstream
+    error message that echoes the key back."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, mask_secret(secret))
+        return text
