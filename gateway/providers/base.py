@@ -63,9 +63,14 @@ class Route:
 
 
 class ProviderType(Protocol):
-    name: str
-    default_base_url: str | None
-    routes: Sequence[Route]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_base_url(self) -> str | None: ...
+
+    @property
+    def routes(self) -> Sequence[Route]: ...
 
     def credential_headers(self, api_key: str) -> list[tuple[str, str]]:
         """Headers that carry the provider credential upstream."""

@@ -24,9 +24,8 @@ _ROUTES = (
 
 
 def _error(kind: ErrorKind, message: str) -> bytes:
-    return orjson.dumps(
-        {"error": {"message": message, "type": kind.openai_type, "param": None, "code": kind.code}}
-    )
+    error = {"message": message, "type": kind.openai_type, "param": None, "code": kind.code}
+    return orjson.dumps({"error": error})
 
 
 @dataclass(frozen=True, slots=True)
