@@ -148,6 +148,13 @@ class Orphan:
                 if line.endswith(b"\n"):  # a torn last line was never acknowledged to anyone
                     yield line
 
+    def quarantine(self) -> Path:
+        """Move the segment aside (`*.failed`) so it is not replayed again; returns the path."""
+        target = self.path.with_suffix(".failed")
+        self.path.rename(target)
+        os.close(self.fd)
+        return target
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
         self.path.with_suffix(".ack").unlink(missing_ok=True)

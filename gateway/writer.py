@@ -38,7 +38,7 @@ TABLES: Mapping[str, Table] = {
 }
 INSERT_ORDER = ("interception", "token_usage", "prompt_usage", "tool_usage", "model_thought")
 _UUID_FIELDS = {"id", "interception_id", "initiator_id", "api_token_id", "provider_id"}
-_TIME_FIELDS = {"started_at", "ended_at", "created_at"}
+_TIME_FIELDS = {"started_at", "ended_at", "created_at", "at"}
 _END_FIELDS = ("ended_at", "status", "upstream_status", "error_message", "streamed", "parsed")
 ABANDONED = "the gateway process stopped before this interception completed"
 
@@ -210,21 +210,35 @@ def replay_orphans(engine: Engine, directory: Path, *, chunk: int = 2000) -> int
     interceptions. Returns the number of records replayed."""
     total = 0
     for orphan in find_orphans(directory):
-        buffer: list[Entry] = []
-        for line in orphan.lines():
-            entry = decode_line(line)
-            if entry is not None:
-                buffer.append(entry)
-            if len(buffer) >= chunk:
-                apply_entries(engine, buffer)
-                total += len(buffer)
-                buffer = []
-        apply_entries(engine, buffer)
-        total += len(buffer)
+        try:
+            count = _replay(engine, orphan.lines(), chunk)
+        except (ValueError, TypeError, KeyError) as exc:
+            # A record the database refuses must not stop the gateway from starting: keep the
+            # file for an operator (nothing is deleted) and go on.
+            kept = orphan.quarantine()
+            log.error("journal %s could not be replayed (%s); kept as %s", orphan.path.name,
+                      exc, kept)
+            continue
+        total += count
         close_abandoned(engine, orphan.instance_id)
         orphan.remove()
-        log.info("replayed journal %s (%d records)", orphan.path.name, total)
+        log.info("replayed journal %s (%d records)", orphan.path.name, count)
     return total
+
+
+def _replay(engine: Engine, lines: Iterable[bytes], chunk: int) -> int:
+    count = 0
+    buffer: list[Entry] = []
+    for line in lines:
+        entry = decode_line(line)
+        if entry is not None:
+            buffer.append(entry)
+        if len(buffer) >= chunk:
+            apply_entries(engine, buffer)
+            count += len(buffer)
+            buffer = []
+    apply_entries(engine, buffer)
+    return count + len(buffer)
 
 
 def close_abandoned(engine: Engine, instance_id: str) -> int:
