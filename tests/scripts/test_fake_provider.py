@@ -1,5 +1,6 @@
 """scripts/fake_provider.py driven directly (no gateway): official SDKs, httpx and raw sockets."""
 
+import asyncio
 import gzip
 import json
 import os
@@ -109,7 +110,14 @@ class Raw:
             return status, headers, body
         return status, headers, self.read_exact(int(headers.get("content-length", "0")))
 
+    def read_to_eof(self) -> bytes:
+        while chunk := self.sock.recv(65536):
+            self.buf += chunk
+        data, self.buf = self.buf, b""
+        return data
+
     def at_eof(self) -> bool:
+        """True when the server closed; consumes a byte otherwise (use after a close)."""
         try:
             return self.sock.recv(1) == b""
         except ConnectionResetError:
@@ -1035,3 +1043,42 @@ def test_cli_subprocess(tmp_path: Path) -> None:
         stdout, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
     assert stdout == f"listening on 127.0.0.1:{port}\n"
+
+
+def test_http10_stream_is_close_delimited(provider: Any) -> None:
+    body = json.dumps(
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    raw = Raw(provider.port)
+    request = post_bytes("/v1/chat/completions", body.encode(), o_headers())
+    raw.send(request.replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+    status, headers, _ = raw.read_response(head=True)
+    assert (status, headers["connection"]) == (200, "close")
+    assert "transfer-encoding" not in headers
+    events = parse_sse(raw.read_to_eof())
+    assert [data for _, data in events][-1] == "[DONE]"
+    assert json.loads(events[0][1])["choices"][0]["delta"]["role"] == "assistant"
+    assert len(events) == 1 + 5 + 1 + 1
+    raw.close()
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+def test_async_start_stop(fpm: ModuleType) -> None:
+    async def scenario() -> tuple[int, str]:
+        async with fpm.FakeProvider(events=2) as fp:
+            async with httpx.AsyncClient(base_url=fp.base_url) as client:
+                response = await client.post(
+                    "/v1/chat/completions", content=CHAT_HI, headers=o_headers()
+                )
+        return response.status_code, response.json()["choices"][0]["message"]["content"]
+
+    assert asyncio.run(scenario()) == (200, "Hello from the fake provider.")
+
+
+def test_port_in_use_raises(provider: Any, fpm: ModuleType) -> None:
+    with pytest.raises(OSError):
+        fpm.FakeProvider(port=provider.port).start_in_thread()
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = fpm.FakeProvider().port

@@ -1,0 +1,259 @@
+"""Reading what was recorded: filtered, cursor-paginated interceptions, one interception with
+everything it holds, and token usage aggregates. Shared by the CLI and the admin API."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, func, or_, select
+from sqlmodel import Session
+
+from gateway.store.errors import NotFound
+from schema.models import Interception, ModelThought, PromptUsage, TokenUsage, ToolUsage, User
+
+GroupBy = Literal["user", "provider", "model", "day", "client"]
+
+
+@dataclass(frozen=True)
+class InterceptionFilter:
+    user_id: uuid.UUID | None = None
+    username: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    client: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+    """Substring of the prompt, model or provider."""
+
+
+class UsagePublic(BaseModel):
+    provider_response_id: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class ToolPublic(BaseModel):
+    tool_call_id: str | None
+    tool: str
+    input: str
+    injected: bool
+    server_url: str | None
+    invocation_error: str | None
+    created_at: datetime
+
+
+class ThoughtPublic(BaseModel):
+    content: str
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class InterceptionPublic(BaseModel):
+    id: uuid.UUID
+    initiator_id: uuid.UUID | None
+    initiator: str | None
+    provider_type: str
+    provider_name: str
+    api: str
+    model: str | None
+    client: str
+    client_session_id: str | None
+    user_agent: str | None
+    credential_kind: str
+    credential_hint: str | None
+    streamed: bool
+    parsed: bool
+    started_at: datetime
+    ended_at: datetime | None
+    status: str | None
+    upstream_status: int | None
+    error_message: str | None
+    correlating_tool_call_id: str | None
+    prompt: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
+
+
+class InterceptionDetail(InterceptionPublic):
+    token_usages: list[UsagePublic] = []
+    tools: list[ToolPublic] = []
+    thoughts: list[ThoughtPublic] = []
+
+
+class UsageRow(BaseModel):
+    key: str
+    interceptions: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int
+
+
+@dataclass
+class Page:
+    items: list[InterceptionPublic] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _encode_cursor(row: Interception) -> str:
+    raw = orjson.dumps([row.started_at.isoformat(), str(row.id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        started, iid = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(started), uuid.UUID(iid)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def _where(stmt: Select[Any], f: InterceptionFilter) -> Select[Any]:
+    I = Interception  # noqa: N806
+    conds = []
+    if f.user_id is not None:
+        conds.append(I.initiator_id == f.user_id)
+    if f.username is not None:
+        conds.append(I.initiator_id.in_(select(User.id).where(User.username == f.username)))  # type: ignore[union-attr]
+    if f.provider:
+        conds.append(I.provider_name == f.provider)
+    if f.model:
+        conds.append(I.model == f.model)
+    if f.client:
+        conds.append(I.client == f.client)
+    if f.status:
+        conds.append(I.status == f.status)
+    if f.since:
+        conds.append(I.started_at >= f.since)
+    if f.until:
+        conds.append(I.started_at < f.until)
+    if f.search:
+        like = f"%{f.search}%"
+        prompt_match = select(PromptUsage.interception_id).where(PromptUsage.prompt.like(like))  # type: ignore[attr-defined]
+        conds.append(or_(I.id.in_(prompt_match), I.model.like(like), I.provider_name.like(like)))  # type: ignore[attr-defined,union-attr]
+    return stmt.where(and_(*conds)) if conds else stmt
+
+
+def list_interceptions(session: Session, *, filters: InterceptionFilter, limit: int = 50,
+                       cursor: str | None = None) -> Page:
+    """Newest first. `cursor` continues after the last item of the previous page."""
+    I = Interception  # noqa: N806
+    stmt = _where(select(I), filters)
+    if cursor:
+        started, iid = _decode_cursor(cursor)
+        stmt = stmt.where(or_(I.started_at < started, and_(I.started_at == started, I.id < iid)))  # type: ignore[arg-type,operator]
+    stmt = stmt.order_by(I.started_at.desc(), I.id.desc()).limit(limit + 1)  # type: ignore[attr-defined,union-attr]
+    rows = list(session.execute(stmt).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = _publics(session, rows)
+    return Page(items, _encode_cursor(rows[-1]) if more and rows else None)
+
+
+def _publics(session: Session, rows: list[Interception]) -> list[InterceptionPublic]:
+    ids = [r.id for r in rows]
+    names: dict[uuid.UUID, str] = {}
+    users = {r.initiator_id for r in rows if r.initiator_id}
+    if users:
+        for uid, name in session.execute(select(User.id, User.username).where(User.id.in_(users))):  # type: ignore[attr-defined]
+            names[uid] = name
+    prompts: dict[uuid.UUID, str] = {}
+    totals: dict[uuid.UUID, tuple[int, int, int, int]] = {}
+    if ids:
+        for iid, prompt in session.execute(
+            select(PromptUsage.interception_id, PromptUsage.prompt).where(PromptUsage.interception_id.in_(ids))  # type: ignore[attr-defined]
+        ):
+            prompts[iid] = prompt
+        T = TokenUsage  # noqa: N806
+        for iid, a, b, c, d in session.execute(
+            select(T.interception_id, func.sum(T.input_tokens), func.sum(T.output_tokens),
+                   func.sum(T.cache_read_input_tokens), func.sum(T.cache_write_input_tokens))
+            .where(T.interception_id.in_(ids)).group_by(T.interception_id)  # type: ignore[attr-defined]
+        ):
+            totals[iid] = (int(a or 0), int(b or 0), int(c or 0), int(d or 0))
+    out = []
+    for r in rows:
+        t = totals.get(r.id, (0, 0, 0, 0))
+        out.append(InterceptionPublic(
+            **r.model_dump(exclude={"metadata_", "instance_id", "api_token_id", "provider_id"}),
+            initiator=names.get(r.initiator_id) if r.initiator_id else None,
+            prompt=prompts.get(r.id), input_tokens=t[0], output_tokens=t[1],
+            cache_read_input_tokens=t[2], cache_write_input_tokens=t[3],
+        ))
+    return out
+
+
+def get_interception(session: Session, *, interception_id: uuid.UUID) -> InterceptionDetail:
+    row = session.get(Interception, interception_id)
+    if row is None:
+        raise NotFound(f"no interception {interception_id}")
+    public = _publics(session, [row])[0]
+
+    def rows(model: Any) -> list[Any]:
+        stmt = select(model).where(model.interception_id == interception_id).order_by(model.created_at)
+        return list(session.execute(stmt).scalars())
+
+    return InterceptionDetail(
+        **public.model_dump(),
+        token_usages=[UsagePublic(**u.model_dump(exclude={"metadata_"}), metadata=u.metadata_)
+                      for u in rows(TokenUsage)],
+        tools=[ToolPublic(**t.model_dump()) for t in rows(ToolUsage)],
+        thoughts=[ThoughtPublic(content=t.content, metadata=t.metadata_, created_at=t.created_at)
+                  for t in rows(ModelThought)],
+    )
+
+
+def usage_totals(session: Session, *, group_by: GroupBy, filters: InterceptionFilter
+                 ) -> list[UsageRow]:
+    """Token totals (and interception counts) per user, provider, model, client or day."""
+    I, T = Interception, TokenUsage  # noqa: N806
+    key: Any
+    joins_user = group_by == "user"
+    if group_by == "user":
+        key = func.coalesce(User.username, "(unknown)")
+    elif group_by == "provider":
+        key = I.provider_name
+    elif group_by == "model":
+        key = func.coalesce(I.model, "(unknown)")
+    elif group_by == "client":
+        key = I.client
+    else:
+        key = func.substr(func.cast(I.started_at, _text_type()), 1, 10)
+    per_interception = (
+        select(T.interception_id.label("iid"), func.sum(T.input_tokens).label("i"),  # type: ignore[attr-defined]
+               func.sum(T.output_tokens).label("o"), func.sum(T.cache_read_input_tokens).label("r"),
+               func.sum(T.cache_write_input_tokens).label("w"))
+        .group_by(T.interception_id).subquery()
+    )
+    stmt = select(
+        key.label("key"), func.count(I.id), func.coalesce(func.sum(per_interception.c.i), 0),
+        func.coalesce(func.sum(per_interception.c.o), 0),
+        func.coalesce(func.sum(per_interception.c.r), 0),
+        func.coalesce(func.sum(per_interception.c.w), 0),
+    ).select_from(I).outerjoin(per_interception, per_interception.c.iid == I.id)
+    if joins_user:
+        stmt = stmt.outerjoin(User, User.id == I.initiator_id)
+    stmt = _where(stmt, filters).group_by(key).order_by(key)
+    return [UsageRow(key=str(k), interceptions=n, input_tokens=int(a), output_tokens=int(b),
+                     cache_read_input_tokens=int(c), cache_write_input_tokens=int(d))
+            for k, n, a, b, c, d in session.execute(stmt)]
+
+
+def _text_type() -> Any:
+    from sqlalchemy import String
+
+    return String()
