@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -78,7 +79,7 @@ class Options:
         if self.gateway.own_logging is False and (settings.log_json or settings.structured_logging):
             self._logging = setup_logging(human="", json_path=settings.log_json,
                                           level=settings.log_level)
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, environ=os.environ)
         try:
             await asyncio.to_thread(runtime.start)
         except Exception as exc:  # noqa: BLE001 - report clearly, then stop the proxy

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from gateway.logs import structured_logger
 from gateway.recorder import JournalRecorder
 from gateway.redaction import SecretScrubber
 from gateway.registry import ConfigStore
+from gateway.seed import seed_from_environment
 from gateway.settings import Settings
 from gateway.store.changes import SYSTEM_ACTOR
 from gateway.store.providers import UrlCheck
@@ -79,8 +81,10 @@ def url_checker(settings: Settings) -> UrlCheck | None:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
+        self.environ = dict(environ or {})
+        """The process environment, for seeding providers (AI_GATEWAY_PROVIDER_<N>_*)."""
         self.instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.engine: Engine | None = None
         self.keyring: Keyring | None = None
@@ -98,6 +102,7 @@ class Runtime:
         s = self.settings
         self.engine = open_engine(s)
         self.keyring = load_keyring(s)
+        seed_from_environment(self.engine, self.keyring, self.environ, check_url=url_checker(s))
         replayed = replay_orphans(self.engine, self.journal_dir)
         if replayed:
             log.info("replayed %d journalled records from a previous run", replayed)

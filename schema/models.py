@@ -73,6 +73,16 @@ class ProviderKey(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class ProviderSeed(SQLModel, table=True):
+    """A provider once created from the environment (deprecated path): never seeded twice."""
+
+    __tablename__ = "provider_seeds"
+
+    name: str = Field(primary_key=True, max_length=63)
+    provider_id: uuid.UUID | None = None
+    seeded_at: datetime = _ts()
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
