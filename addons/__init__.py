@@ -13,6 +13,7 @@ from addons.state import Gateway
 def default_addons(gateway: Gateway) -> list[Any]:
     from addons.auth import Auth
     from addons.credentials import Credentials
+    from addons.health import Health
     from addons.lifecycle import Lifecycle
     from addons.limits import BodyLimit
     from addons.options import Options
@@ -23,6 +24,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
     return [
         Options(gateway),  # settings <-> mitmproxy options; the runtime's start and stop
         Lifecycle(gateway),  # in-flight accounting for graceful stops
+        Health(gateway),  # GET /healthz
         Paths(gateway),  # /api/v2/aibridge/<name>/...: recognise, validate, HEAD preflight
         BodyLimit(gateway),  # 413 before anything is forwarded
         Auth(gateway),  # user token -> principal, 401 otherwise

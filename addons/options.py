@@ -86,17 +86,18 @@ class Options:
             log.error("aibridge failed to start: %s", exc)
             ctx.master.shutdown()
             return
-        self.gateway.runtime = runtime
-        self._started = True
         if ctx.options.ai_gateway_bootstrap_admin and runtime.engine is not None:
             created = await asyncio.to_thread(bootstrap_admin, runtime.engine)
-            if created is not None:
+            if created is not None and runtime.config is not None:
+                await asyncio.to_thread(runtime.config.reload)
                 # Deliberately not through logging: the token is shown once, on the console only.
                 sys.stderr.write(
                     f"\naibridge: first start: created admin user {created.username!r}.\n"
                     f"aibridge: its token (shown once, store it now): {created.token}\n\n"
                 )
                 sys.stderr.flush()
+        self.gateway.runtime = runtime
+        self._started = True
         log.info("aibridge ready (instance %s)", runtime.instance_id)
 
     async def done(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,11 @@ def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     memory = parsed.database in (None, "", ":memory:")
     if not memory and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = Path(parsed.database)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Prompts and completions live here: owner-only, like the key file and the journal.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if memory:
         kwargs["poolclass"] = StaticPool

@@ -122,6 +122,7 @@ def setup_logging(*, human: str, json_path: str, level: str,
     root.setLevel(level.upper())
     # mitmproxy is chatty at info about every connection; keep its warnings and errors.
     logging.getLogger("mitmproxy").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     listener.start()
     return LogSetup(listener, qh, handlers)
 

@@ -48,6 +48,7 @@ class Bootstrap:
 def open_engine(settings: Settings) -> Engine:
     """Engine + migrations: what the CLI's admin commands need."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(settings.data_dir, 0o700)  # key file, journal and SQLite file: owner only
     engine = make_engine(settings.effective_database_url)
     prepare_database(engine)
     return engine
