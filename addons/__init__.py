@@ -20,6 +20,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
     from addons.paths import Paths
     from addons.recording import Recording
     from addons.routing import Routing
+    from addons.timeouts import UpstreamTimeout
 
     return [
         Options(gateway),  # settings <-> mitmproxy options; the runtime's start and stop
@@ -31,4 +32,5 @@ def default_addons(gateway: Gateway) -> list[Any]:
         Routing(gateway),  # provider name -> upstream, allow-listed routes only
         Credentials(gateway),  # strip client auth and hop-by-hop headers, inject the key
         Recording(gateway),  # interceptions, usage, prompts, tools, thoughts
+        UpstreamTimeout(gateway),  # 504 when the upstream sends no headers in time
     ]

@@ -41,7 +41,10 @@ def _error_response(status_code: int, message: str = "") -> bytes:
     """Replacement for mitmproxy's HTML error page on protocol errors (malformed requests,
     upstream connect failures, oversized bodies): a JSON body instead."""
     text = f"aibridge: {message}" if message else "aibridge: request failed"
-    if status_code == 502:
+    if status_code == 502 and message == "connection cancelled":
+        # our upstream timeout cancelled a connection attempt that never completed
+        status_code, text = 504, "aibridge: upstream timeout: the connection was not established in time"
+    elif status_code == 502:
         text = f"aibridge: upstream unreachable: {message}"
     resp = http.Response.make(
         status_code,

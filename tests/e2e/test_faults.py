@@ -202,3 +202,33 @@ def test_kill9_under_load_then_restart(tmp_path: Path, fake: Any) -> None:
         assert len(rows) == len(set(by_id)), "duplicate interceptions"
     finally:
         restarted.stop()
+
+
+def test_upstream_timeout_is_504_in_provider_shape(tmp_path: Path, fake: Any) -> None:
+    from tests.harness import gateway_env
+
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    env = gateway_env(tmp_path / "data", db, {"AI_GATEWAY_UPSTREAM_TIMEOUT": "1s"})
+    gw = start_gateway(tmp_path, db, env=env)
+    try:
+        setup = make_setup(gw, fake)
+        started = time.monotonic()
+        r = httpx.post(gw.url("anthropic", "/v1/messages"), json=_msg("HANG", False),
+                       headers=_headers(setup), timeout=20)
+        assert r.status_code == 504, r.text
+        assert 0.9 < time.monotonic() - started < 5
+        body = r.json()
+        assert body["type"] == "error" and body["error"]["type"] == "timeout_error"
+        rec = wait_recorded(gw.admin.engine, r.headers[IID])
+        assert rec.interception.status == "upstream_error"
+        assert rec.interception.upstream_status == 504
+        # the gateway keeps serving
+        ok = httpx.post(gw.url("anthropic", "/v1/messages"), json=_msg("hi", False),
+                        headers=_headers(setup), timeout=10)
+        assert ok.status_code == 200
+        oai = httpx.post(gw.url("openai", "/v1/chat/completions"), timeout=20,
+                         json={"model": "m", "messages": [{"role": "user", "content": "HANG"}]},
+                         headers=_headers(setup))
+        assert oai.status_code == 504 and oai.json()["error"]["code"] == "upstream_timeout"
+    finally:
+        gw.stop()
