@@ -22,7 +22,9 @@ def reject(flow: http.HTTPFlow, ptype: ProviderType, kind: ErrorKind, message: s
         hdrs[INTERCEPTION_HEADER] = interception_id
     if headers:
         hdrs.update(headers)
-    flow.response = http.Response.make(kind.status, ptype.error_body(kind, message), hdrs)
+    # A response to HEAD carries no body (RFC 9110 9.3.2); a body would corrupt keep-alive.
+    body = b"" if flow.request.method == "HEAD" else ptype.error_body(kind, message)
+    flow.response = http.Response.make(kind.status, body, hdrs)
 
 
 def json_error(status: int, message: str) -> bytes:

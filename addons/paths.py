@@ -21,6 +21,7 @@ from gateway.validation import is_provider_name
 PREFIX = "/api/v2/aibridge/"
 # Paths under the prefix that belong to the admin API, not to a provider.
 RESERVED = frozenset({"interceptions", "usage"})
+PREFLIGHT = frozenset({"", "/", "/api/hello"})
 
 
 def guess_type(subpath: str) -> ProviderType:
@@ -68,8 +69,8 @@ class Paths:
                    "the AI gateway is disabled on this deployment (ai_gateway.enabled=false)")
         elif not name:
             reject(flow, ptype, errors.NOT_FOUND, "invalid provider name in path")
-        elif flow.request.method == "HEAD" and subpath in ("", "/"):
-            # Claude Code preflights its base URL with HEAD and no credentials.
+        elif flow.request.method == "HEAD" and subpath in PREFLIGHT:
+            # Claude Code preflights its base URL (and /api/hello) with HEAD, no credentials.
             flow.response = http.Response.make(200, b"", {"content-type": "text/plain"})
         elif ".." in subpath.split("/") or "\x00" in subpath or "//" in subpath:
             reject(flow, ptype, errors.NOT_FOUND,

@@ -115,7 +115,9 @@ class InterceptionSession:
 
     def begin(self) -> None:
         self._recorder.record_interception_start(self._start)
-        if self._summary.prompt:
+        # A turn that hands tool results back repeats the earlier prompt (Chat, Responses):
+        # only a new user turn records one.
+        if self._summary.prompt and self._summary.correlating_tool_call_id is None:
             self._recorder.record_prompt_usage(self.id, PromptUsage(self._summary.prompt))
 
     # -- response -----------------------------------------------------------------------------
