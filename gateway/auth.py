@@ -12,12 +12,12 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gateway.redaction import mask_secret
 
-TOKEN_PREFIX = "aib_"
-GATEWAY_TOKEN_HEADER = "x-aibridge-token"
+TOKEN_PREFIX = "aib_"  # noqa: S105 - a prefix, not a password
+GATEWAY_TOKEN_HEADER = "x-aibridge-token"  # noqa: S105 - a header name
 MAX_TOKEN_LENGTH = 512
 
 
@@ -78,12 +78,12 @@ def _bearer(values: list[str]) -> tuple[str | None, str | None]:
         return None, None
     if len(values) > 1:
         return None, "more than one Authorization header"
-    scheme, _, rest = values[0].strip().partition(" ")
-    if scheme.lower() != "bearer":
+    parts = values[0].split(None, 1)  # any whitespace after the scheme: "Bearer\t<token>"
+    if not parts or parts[0].lower() != "bearer":
         return None, "the Authorization header must use the Bearer scheme"
-    if not rest.strip():
+    if len(parts) < 2 or not parts[1].strip():
         return None, "the Authorization header has an empty Bearer token"
-    return rest.strip(), None
+    return parts[1].strip(), None
 
 
 def _single(values: list[str], name: str) -> tuple[str | None, str | None]:
@@ -96,6 +96,7 @@ def _single(values: list[str], name: str) -> tuple[str | None, str | None]:
 
 
 def extract(get: HeaderGetter) -> Presented:
+    """Find the gateway token (and a BYOK provider key) in a request's headers."""
     bearer, problem = _bearer(get("authorization"))
     if problem:
         return Presented(None, problem=problem)
@@ -106,18 +107,30 @@ def extract(get: HeaderGetter) -> Presented:
     if problem:
         return Presented(None, problem=problem)
     if explicit is not None:
-        if bearer and api_key and bearer != api_key:
-            return Presented(None, problem="Authorization and X-Api-Key carry different keys")
-        return Presented(explicit, byok_key=bearer or api_key)
+        return _with_explicit_token(explicit, bearer, api_key)
     if bearer and api_key and bearer != api_key:
         return Presented(None, problem="Authorization and X-Api-Key carry different credentials")
     token = bearer or api_key
     if token is None:
         return Presented(
             None,
-            problem="missing gateway token: send it as 'Authorization: Bearer <token>' or 'X-Api-Key'",
+            problem="missing gateway token: "
+            "send it as 'Authorization: Bearer <token>' or 'X-Api-Key'",
         )
     return Presented(token)
+
+
+def _with_explicit_token(explicit: str, bearer: str | None, api_key: str | None) -> Presented:
+    """X-AIBridge-Token carries the gateway token; Authorization / X-Api-Key a BYOK key."""
+    if bearer and api_key and bearer != api_key:
+        return Presented(None, problem="Authorization and X-Api-Key carry different keys")
+    byok = bearer or api_key
+    if byok == explicit:
+        # The same gateway token in both places is not a provider key: never forward it.
+        return Presented(explicit)
+    if byok is not None and byok.startswith(TOKEN_PREFIX):
+        return Presented(None, problem="a gateway token cannot be used as a provider key")
+    return Presented(explicit, byok_key=byok)
 
 
 def authenticate(tokens: Mapping[str, TokenEntry], token: str, now: datetime) -> Principal:
@@ -130,8 +143,13 @@ def authenticate(tokens: Mapping[str, TokenEntry], token: str, now: datetime) ->
         raise AuthError("invalid gateway token")
     if entry.revoked:
         raise AuthError("this gateway token has been revoked")
-    if entry.expires_at is not None and entry.expires_at <= now:
+    if entry.expires_at is not None and _aware(entry.expires_at) <= _aware(now):
         raise AuthError("this gateway token has expired")
     if entry.user_disabled:
         raise AuthError("this user is disabled")
     return Principal(entry.user_id, entry.username, entry.role, entry.token_id)
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive timestamps (a SQLite row read without our column type) are UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

@@ -19,16 +19,17 @@ OPENCODE = "OpenCode"
 CRUSH = "Crush"
 UNKNOWN = "Unknown"
 
-# (client, predicate on the lower-cased user agent and headers), most specific first.
+# Where each client puts its session (conversation) id, first match wins.
 _SESSION_HEADERS = {
     CLAUDE_CODE: ("x-claude-code-session-id",),
     CODEX: ("session-id", "session_id", "conversation_id"),
     CURSOR: ("x-session-id",),
     COPILOT_VSCODE: ("vscode-sessionid", "x-interaction-id"),
     COPILOT_CLI: ("x-interaction-id", "vscode-sessionid"),
-    KILO_CODE: ("x-session-id", "x-task-id"),
+    KILO_CODE: ("x-kilocode-taskid", "x-session-id", "x-task-id"),
     ROO_CODE: ("x-session-id", "x-task-id"),
-    OPENCODE: ("x-opencode-session", "x-session-id", "session_id"),
+    # OpenCode: x-opencode-session to its own providers, x-session-affinity to any other.
+    OPENCODE: ("x-opencode-session", "x-session-affinity", "x-session-id", "session_id"),
     CRUSH: ("x-session-id",),
     ZED: ("x-zed-session-id", "x-session-id"),
 }
@@ -40,34 +41,74 @@ class ClientInfo:
     session_id: str | None
 
 
-def _client_name(get: HeaderGet) -> str:
-    ua = (get("user-agent") or "").lower()
-    originator = (get("originator") or "").lower()
-    title = (get("x-title") or "").lower()
-    referer = (get("http-referer") or get("referer") or "").lower()
+_ROO_REFERERS = ("roocode", "roo-cline", "roo-code")
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """The few request headers detection looks at, lower-cased once."""
+
+    ua: str
+    originator: str
+    title: str
+    referer: str
+
+
+def _agent(get: HeaderGet, seen: _Seen) -> str | None:
+    """Agents that say who they are (user agent, originator, OpenRouter-style X-Title)."""
+    ua, originator, title, referer = seen.ua, seen.originator, seen.title, seen.referer
     if get("x-claude-code-session-id") or ua.startswith("claude-cli/") or "claude-code" in ua:
         return CLAUDE_CODE
-    if originator.startswith("codex") or ua.startswith("codex_") or ua.startswith("codex/"):
+    if originator.startswith("codex") or ua.startswith(("codex_", "codex/", "codex-")):
         return CODEX
-    if "kilo" in ua or "kilo code" in title or "kilocode" in referer:
+    # Kilo Code and Roo Code (forks of Cline): `Kilo-Code/<v>` / `RooCode/<v>` user agents,
+    # `X-Title`, and `HTTP-Referer` https://kilocode.ai / https://github.com/RooVetGit/Roo-Cline.
+    if (ua.startswith("kilo") or originator == "kilo-code" or title == "kilo code"
+            or "kilocode" in referer or get("x-kilocode-version")):
         return KILO_CODE
-    if "roocode" in ua or "roo-code" in ua or "roo code" in title or "roocode" in referer:
+    if (ua.startswith(("roocode", "roo-code", "roo code")) or originator == "roo-code"
+            or title == "roo code" or any(r in referer for r in _ROO_REFERERS)):
         return ROO_CODE
-    if ua.startswith("opencode") or "opencode" in referer or title == "opencode":
+    if (ua.startswith(("opencode/", "opencode2/")) or "opencode.ai" in referer
+            or title == "opencode" or get("x-opencode-session")):
         return OPENCODE
-    if ua.startswith("crush") or "charm-crush" in ua or title == "crush":
+    # Crush: `Charm-Crush/v0.x (https://charm.land/crush)` (older: `Charm Crush/`).
+    if ua.startswith(("charm-crush/", "charm crush/", "crush/")) or title == "crush":
         return CRUSH
     if ua.startswith("zed/") or " zed/" in ua or get("x-zed-version"):
         return ZED
-    if "copilot" in ua or get("copilot-integration-id") or get("editor-version"):
-        editor = (get("editor-version") or "").lower()
-        integration = (get("copilot-integration-id") or "").lower()
-        if "cli" in integration or ua.startswith("copilot-cli") or "copilot/cli" in ua:
-            return COPILOT_CLI
-        if editor.startswith("vscode") or "vscode" in integration or "vscode" in ua:
-            return COPILOT_VSCODE
-        return COPILOT_CLI if "cli" in ua else COPILOT_VSCODE
-    if "cursor" in ua or get("x-cursor-client-version") or get("x-cursor-checksum"):
+    return None
+
+
+def _copilot(get: HeaderGet, ua: str) -> str | None:
+    """GitHub Copilot: `GitHubCopilotChat/<v>` + `editor-version: vscode/1.x` +
+    `copilot-integration-id: vscode-chat` in VS Code; `copilot/<v> (client/cli ...)` and
+    `copilot-integration-id: copilot-developer-cli` from the CLI."""
+    integration = (get("copilot-integration-id") or "").lower()
+    editor = (get("editor-version") or "").lower()
+    if not ("copilot" in ua or integration or editor):
+        return None
+    if ("cli" in integration or ua.startswith(("copilot/", "copilot-cli"))
+            or editor.startswith("copilot-cli")):
+        return COPILOT_CLI
+    if (ua.startswith("githubcopilotchat/") or "vscode" in integration
+            or editor.startswith("vscode") or "vscode" in ua):
+        return COPILOT_VSCODE
+    return COPILOT_CLI if "cli" in ua else COPILOT_VSCODE
+
+
+def _client_name(get: HeaderGet) -> str:
+    seen = _Seen(
+        ua=(get("user-agent") or "").lower(),
+        originator=(get("originator") or "").lower(),
+        title=(get("x-title") or "").strip().lower(),
+        referer=(get("http-referer") or get("referer") or "").lower(),
+    )
+    name = _agent(get, seen) or _copilot(get, seen.ua)
+    if name:
+        return name
+    cursor_ua = seen.ua.startswith("cursor/") or " cursor/" in seen.ua
+    if cursor_ua or get("x-cursor-client-version") or get("x-cursor-checksum"):
         return CURSOR
     return UNKNOWN
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = b"\x01"
 KEY_FILE_NAME = "encryption.key"
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
 class KeyringError(Exception):
@@ -32,9 +33,11 @@ def generate_key() -> str:
 
 
 def _decode_key(text: str) -> bytes:
-    text = text.strip()
+    """A base64 key (url-safe or standard alphabet, padding optional), exactly 32 bytes."""
+    text = text.strip().translate(_URLSAFE_TO_STANDARD)
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # validate=True: a stray character is an error, not silently dropped.
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise KeyringError("an encryption key is not valid base64") from exc
     if len(raw) != 32:
@@ -90,16 +93,44 @@ class Keyring:
 
 
 def read_or_create_key_file(path: Path) -> str:
+    """The key in `path`; on first use a new key, published atomically with mode 0600."""
     try:
-        return path.read_text().strip()
+        return _read_key_file(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = generate_key()
+    # Write a private temporary file completely, then link it into place: a concurrent
+    # reader sees either no file or the whole key, never an empty one.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _publish(tmp, path)
+    except FileExistsError:  # another process won the race: use its key
+        return _read_key_file(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Hard-link `tmp` to `path` (FileExistsError if taken); rename-free, so never clobbers."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: exclusive create, then copy
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(tmp.read_text())
+
+
+def _read_key_file(path: Path) -> str:
+    text = path.read_text().strip()
+    if not text:
+        raise KeyringError(f"the key file {path} is empty")
+    return text

@@ -24,10 +24,18 @@ SENSITIVE_HEADERS = frozenset(
         "x-amz-security-token",
         "x-goog-api-key",
         "x-aibridge-token",
+        "ocp-apim-subscription-key",
     }
 )
-SENSITIVE_QUERY_KEYS = frozenset({"key", "api_key", "api-key", "apikey", "token", "access_token"})
+SENSITIVE_QUERY_KEYS = frozenset(
+    {"key", "api_key", "api-key", "apikey", "token", "access_token", "password", "sig", "signature"}
+)
 _AUTH_SCHEME = re.compile(r"^(Bearer|Basic|Token)\s+", re.IGNORECASE)
+# Set-Cookie attributes carry no secret; they stay readable (the cookie's own value is masked).
+_COOKIE_ATTRIBUTES = frozenset(
+    {"path", "domain", "expires", "max-age", "secure", "httponly", "samesite", "partitioned",
+     "priority"}
+)
 
 
 def mask_secret(value: str) -> str:
@@ -46,13 +54,27 @@ def mask_header_value(name: str, value: str) -> str:
     if scheme:
         return scheme.group(0) + mask_secret(value[scheme.end() :])
     if name.lower() in ("cookie", "set-cookie"):
-        return "; ".join(_mask_cookie(part) for part in value.split(";"))
+        attributes_follow = name.lower() == "set-cookie"
+        return "; ".join(
+            _mask_cookie(part, attribute=attributes_follow and i > 0)
+            for i, part in enumerate(value.split(";"))
+        )
     return mask_secret(value)
 
 
-def _mask_cookie(part: str) -> str:
-    name, sep, val = part.strip().partition("=")
+def _mask_cookie(part: str, *, attribute: bool) -> str:
+    part = part.strip()
+    name, sep, val = part.partition("=")
+    # A known attribute stays; "Path=/, b=SECRET" (two folded cookies) does not.
+    if attribute and name.strip().lower() in _COOKIE_ATTRIBUTES and "=" not in val:
+        return part
+    if not part:
+        return part
     return f"{name}={mask_secret(val)}" if sep else mask_secret(name)
+
+
+def _sensitive_query_key(key: str) -> bool:
+    return key.strip().lower() in SENSITIVE_QUERY_KEYS
 
 
 def redact_headers(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -64,11 +86,11 @@ def redact_query(query: str) -> str:
     if not query:
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(k.lower() in SENSITIVE_QUERY_KEYS for k, _ in pairs):
+    if not any(_sensitive_query_key(k) for k, _ in pairs):
         return query
     return urlencode(
-        [(k, mask_secret(v) if k.lower() in SENSITIVE_QUERY_KEYS else v) for k, v in pairs],
-        safe="/:.",
+        [(k, mask_secret(v) if _sensitive_query_key(k) else v) for k, v in pairs],
+        safe="/:.*",
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import Field, SecretStr, field_validator
@@ -33,10 +34,15 @@ DEFAULT_CONFIG_FILE = "aibridge.yaml"
 class Settings(BaseSettings):
     """Every setting of the gateway. Field docs are the help text of flags and options."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # coerce_numbers_to_str: YAML `retention: 0` or `max_request_body: 1048576` are numbers.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, coerce_numbers_to_str=True
+    )
 
     enabled: bool = Field(True, description="Serve the AI gateway routes (false: they answer 404).")
-    data_dir: Path = Field(Path("data"), description="Directory for the SQLite file, key file, journal.")
+    data_dir: Path = Field(
+        Path("data"), description="Directory for the SQLite file, key file, journal."
+    )
     database_url: str = Field(
         "",
         description="SQLAlchemy URL; empty means SQLite in the data dir. "
@@ -48,13 +54,23 @@ class Settings(BaseSettings):
         "Empty: a key file (0600) in the data dir.",
     )
     dump_dir: str = Field("", description="Write request/response dumps here (empty: off).")
-    retention: str = Field("60d", description="Keep interceptions this long (e.g. 90d, 12h; 0: forever).")
+    retention: str = Field(
+        "60d", description="Keep interceptions this long (e.g. 90d, 12h; 0: forever)."
+    )
     retention_interval: str = Field("10m", description="How often the retention purge runs.")
-    structured_logging: bool = Field(False, description="Emit one 'interception log' record per event.")
-    log_human: str = Field("/dev/stderr", description="Human-readable log destination (empty: off).")
-    log_json: str = Field("", description="JSON-lines log destination, e.g. /dev/stderr (empty: off).")
+    structured_logging: bool = Field(
+        False, description="Emit one 'interception log' record per event."
+    )
+    log_human: str = Field(
+        "/dev/stderr", description="Human-readable log destination (empty: off)."
+    )
+    log_json: str = Field(
+        "", description="JSON-lines log destination, e.g. /dev/stderr (empty: off)."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-    max_request_body: str = Field("32MiB", description="Largest request body accepted (413 beyond).")
+    max_request_body: str = Field(
+        "32MiB", description="Largest request body accepted (413 beyond)."
+    )
     upstream_timeout: str = Field("600s", description="Time allowed for upstream response headers.")
     allow_private_upstreams: bool = Field(
         False, description="Allow provider base URLs on loopback/private/link-local addresses."
@@ -101,7 +117,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        # Only the values load_settings() passes: it reads the environment it is given itself,
+        # so an explicit `environ=` is never mixed with the process environment.
+        return (init_settings,)
 
     # Derived, typed views -------------------------------------------------------------------
 
@@ -175,7 +193,9 @@ class LoadedSettings:
     config_file: Path | None
 
 
-def find_config_file(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+def find_config_file(
+    explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Path | None:
     if explicit:
         return Path(explicit)
     if environ.get(ENV_PREFIX + "CONFIG"):
@@ -187,9 +207,11 @@ def find_config_file(explicit: str | os.PathLike[str] | None, environ: Mapping[s
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read the `ai_gateway:` section of a YAML file, mapping its keys to field names."""
     try:
-        document = yaml.safe_load(path.read_text()) or {}
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ValueError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {path} is not UTF-8 text") from exc
     except yaml.YAMLError as exc:
         raise ValueError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
@@ -198,9 +220,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ValueError(f"config file {path}: '{YAML_SECTION}:' must be a mapping")
     by_key = {yaml_key(f): f for f in field_names()}
-    unknown = sorted(k for k in section if k not in by_key)
+    unknown = sorted(str(k) for k in section if k not in by_key)
     if unknown:
-        raise ValueError(f"config file {path}: unknown keys under {YAML_SECTION}: {', '.join(unknown)}")
+        raise ValueError(
+            f"config file {path}: unknown keys under {YAML_SECTION}: {', '.join(unknown)}"
+        )
     return {by_key[k]: v for k, v in section.items() if v is not None}
 
 
@@ -258,12 +282,34 @@ def _describe_validation_error(exc: ValueError) -> str:
 
 
 def display_value(loaded: LoadedSettings, field: str) -> str:
-    """The value of `field` for humans, with secrets masked."""
+    """The value of `field` for humans, with secrets masked (keys, a database password)."""
     value = getattr(loaded.settings, field)
     if field in SECRET_FIELDS:
         if value is None:
             return ""
         from gateway.redaction import mask_secret
 
-        return ",".join(mask_secret(k) for k in value.get_secret_value().split(","))
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        return ",".join(mask_secret(k) for k in keys)
+    if field == "database_url":
+        return hide_url_password(str(value))
     return str(value)
+
+
+def hide_url_password(url: str) -> str:
+    """`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db` (query secrets masked too)."""
+    from gateway.redaction import redact_query
+
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        return "***" if "@" in url else url
+    query = redact_query(parts.query)
+    if not has_password and query == parts.query:
+        return url  # unchanged (urlunsplit would also rewrite `sqlite:///x` as `sqlite:/x`)
+    netloc = parts.netloc
+    if has_password:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -11,12 +11,20 @@ from gateway.cli.context import CliState
 from gateway.cli.providers import app as providers_app
 from gateway.cli.users import tokens_app, users_app
 
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", help="YAML config file (ai_gateway: keys).")
+]
+DataDirOpt = Annotated[
+    str | None, typer.Option("--data-dir", help="Data directory (default ./data).")
+]
+DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Database URL.")]
+
 
 def _root(
     ctx: typer.Context,
-    config: Annotated[str | None, typer.Option("--config", help="YAML config file (ai_gateway: keys).")] = None,
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Data directory (default ./data).")] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url", help="Database URL.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
 ) -> None:
     overrides = {"data_dir": data_dir, "database_url": database_url}
     ctx.obj = CliState(config_file=config,

@@ -37,8 +37,9 @@ class CliState:
         if self._engine is None:
             from gateway.runtime import open_engine
 
+            settings = self.loaded().settings  # outside the try: its usage error must stay one
             try:
-                self._engine = open_engine(self.loaded().settings)
+                self._engine = open_engine(settings)
             except Exception as exc:  # noqa: BLE001 - a clear message instead of a traceback
                 output.fail(f"cannot open the database: {exc}")
         return self._engine
@@ -79,5 +80,8 @@ def session(ctx: typer.Context) -> Iterator[Session]:
             s.rollback()
             output.fail(exc.message)
         except NotFound as exc:
+            s.rollback()
+            output.fail(str(exc))
+        except KeyringError as exc:  # e.g. a key sealed with a key no longer configured
             s.rollback()
             output.fail(str(exc))

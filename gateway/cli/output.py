@@ -11,6 +11,7 @@ import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 EXIT_OK = 0
@@ -68,15 +69,17 @@ def print_kv(title: str, items: Iterable[tuple[str, Any]]) -> None:
 
 
 def info(message: str) -> None:
-    err_console.print(message)
+    """A note for the operator, on stderr. Text is literal: `[x]` is not rich markup."""
+    err_console.print(escape(message))
 
 
 def say(message: str) -> None:
-    console.print(message)
+    """A result on stdout (literal text)."""
+    console.print(escape(message))
 
 
 def fail(message: str, code: int = EXIT_OPERATIONAL) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 

@@ -37,9 +37,13 @@ def _show(p: ProviderPublic, as_json: bool) -> None:
 def add(
     ctx: typer.Context,
     type_: Annotated[str, typer.Option("--type", help=f"One of {', '.join(PROVIDER_TYPE_NAMES)}.")],
-    name: Annotated[str, typer.Option(help="Unique lowercase hyphenated name, e.g. anthropic-corp.")],
+    name: Annotated[
+        str, typer.Option(help="Unique lowercase hyphenated name, e.g. anthropic-corp.")
+    ],
     api_key: Annotated[list[str], typer.Option("--api-key", help="API key (repeat for more).")],
-    base_url: Annotated[str | None, typer.Option(help="Upstream endpoint (default per type).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Upstream endpoint (default per type).")
+    ] = None,
     display_name: Annotated[str, typer.Option(help="Name shown in the dashboard.")] = "",
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
     as_json: JsonOpt = False,
@@ -61,8 +65,11 @@ def add(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, as_json: JsonOpt = False,
-          deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted.")] = False) -> None:
+def list_(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted.")] = False,
+) -> None:
     """List providers."""
     with session(ctx) as s:
         items = [store.to_public(s, p) for p in store.list_providers(s, include_deleted=deleted)]
@@ -92,6 +99,8 @@ def update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a provider's endpoint or display name."""
+    if base_url is None and display_name is None:
+        output.usage_error("nothing to change: give --base-url and/or --display-name")
     _apply(ctx, name, ProviderUpdate(base_url=base_url, display_name=display_name), as_json)
 
 
@@ -123,7 +132,9 @@ def rotate_key(
     ctx: typer.Context,
     name: str,
     api_key: Annotated[list[str], typer.Option("--api-key", help="New key(s); replaces all.")],
-    keep_old: Annotated[bool, typer.Option("--keep-old", help="Keep the old keys after the new.")] = False,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="Keep the old keys after the new.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Replace a provider's API keys (the first one is used)."""
@@ -139,7 +150,7 @@ def rotate_key(
 def delete(ctx: typer.Context, name: str,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
     """Delete a provider (soft delete; the name can be reused)."""
-    if not yes and not typer.confirm(f"Delete provider {name!r}?", default=False):
+    if not yes and not typer.confirm(f"Delete provider {name!r}?", default=False, err=True):
         output.fail("not deleted")
     with session(ctx) as s:
         store.delete_provider(s, provider=store.get_provider(s, ref=name), actor=SYSTEM_ACTOR)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -70,16 +70,21 @@ def create_token(
     ctx: typer.Context,
     user: Annotated[str, typer.Option("--user", help="Owner of the token.")],
     name: Annotated[str, typer.Option(help="A label, e.g. laptop.")] = "",
-    expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d (default: none).")] = None,
+    expires_in: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 90d (default: none).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a token for a user. The token is printed once."""
     expires = None
-    if expires_in:
+    if expires_in is not None:
         try:
-            expires = datetime.now(UTC) + parse_duration(expires_in)
+            lifetime = parse_duration(expires_in)
         except ValueError as exc:
-            output.usage_error(str(exc))
+            output.usage_error(f"--expires-in: {exc}")
+        if lifetime <= timedelta(0):
+            output.usage_error("--expires-in must be positive (omit it for no expiry)")
+        expires = datetime.now(UTC) + lifetime
     with session(ctx) as s:
         owner = store.get_user(s, username=user)
         created = store.create_token(s, user=owner, name=name, expires_at=expires,
@@ -92,9 +97,11 @@ def create_token(
 
 
 @tokens_app.command("list")
-def list_tokens(ctx: typer.Context,
-                user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
-                as_json: JsonOpt = False) -> None:
+def list_tokens(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List tokens (never the tokens themselves)."""
     with session(ctx) as s:
         owner = store.get_user(s, username=user) if user else None
@@ -102,7 +109,8 @@ def list_tokens(ctx: typer.Context,
     if as_json:
         output.print_json(items)
         return
-    output.print_table("tokens", ["id", "user", "name", "hint", "expires", "last used", "revoked"], [
+    columns = ["id", "user", "name", "hint", "expires", "last used", "revoked"]
+    output.print_table("tokens", columns, [
         (t.id, t.username, t.name, t.hint, t.expires_at, t.last_used_at, t.revoked_at)
         for t in items
     ])

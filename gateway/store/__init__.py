@@ -3,7 +3,7 @@ and every change bumps the configuration version (hot reload) and writes the aud
 
 from __future__ import annotations
 
-from gateway.store.changes import Actor, SYSTEM_ACTOR, bump_version, current_version
+from gateway.store.changes import SYSTEM_ACTOR, Actor, bump_version, current_version
 from gateway.store.errors import Conflict, NotFound
 
 __all__ = ["SYSTEM_ACTOR", "Actor", "Conflict", "NotFound", "bump_version", "current_version"]

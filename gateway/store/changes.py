@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.db import notify_change
 from schema.models import AuditLog, GatewayState
@@ -28,7 +28,7 @@ SYSTEM_ACTOR = Actor(name="system")
 def bump_version(session: Session) -> None:
     session.execute(
         update(GatewayState)
-        .where(GatewayState.id == 1)  # type: ignore[arg-type]
+        .where(col(GatewayState.id) == 1)
         .values(version=GatewayState.version + 1, updated_at=utcnow())
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -36,7 +36,8 @@ def bump_version(session: Session) -> None:
 
 
 def current_version(session: Session) -> int:
-    value = session.execute(select(GatewayState.version).where(GatewayState.id == 1)).scalar()  # type: ignore[arg-type]
+    stmt = select(col(GatewayState.version)).where(col(GatewayState.id) == 1)
+    value = session.execute(stmt).scalar()
     return int(value or 0)
 
 

@@ -7,14 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
 
 from gateway import validation
 from gateway.crypto import Keyring
 from gateway.models import KeyRef, ProviderCreate, ProviderKeyPublic, ProviderPublic, ProviderUpdate
 from gateway.providers import get_provider_type
 from gateway.redaction import mask_secret
-from gateway.store.changes import Actor, audit
+from gateway.store.changes import SYSTEM_ACTOR, Actor, audit
 from gateway.store.errors import Conflict, NotFound
 from schema.models import Provider, ProviderKey
 from schema.types import utcnow
@@ -29,7 +30,7 @@ def key_aad(provider_id: uuid.UUID) -> bytes:
 
 
 def _live(session: Session, name: str) -> Provider | None:
-    stmt = select(Provider).where(Provider.name == name, Provider.deleted_at.is_(None))  # type: ignore[union-attr]
+    stmt = select(Provider).where(col(Provider.name) == name, col(Provider.deleted_at).is_(None))
     return session.execute(stmt).scalars().first()
 
 
@@ -47,17 +48,17 @@ def get_provider(session: Session, *, ref: str) -> Provider:
 
 
 def list_providers(session: Session, *, include_deleted: bool = False) -> list[Provider]:
-    stmt = select(Provider).order_by(Provider.name, Provider.created_at)  # type: ignore[arg-type]
+    stmt = select(Provider).order_by(col(Provider.name), col(Provider.created_at))
     if not include_deleted:
-        stmt = stmt.where(Provider.deleted_at.is_(None))  # type: ignore[union-attr]
+        stmt = stmt.where(col(Provider.deleted_at).is_(None))
     return list(session.execute(stmt).scalars())
 
 
 def provider_keys(session: Session, *, provider_id: uuid.UUID) -> list[ProviderKey]:
     stmt = (
         select(ProviderKey)
-        .where(ProviderKey.provider_id == provider_id)  # type: ignore[arg-type]
-        .order_by(ProviderKey.position)  # type: ignore[arg-type]
+        .where(col(ProviderKey.provider_id) == provider_id)
+        .order_by(col(ProviderKey.position), col(ProviderKey.created_at))
     )
     return list(session.execute(stmt).scalars())
 
@@ -86,21 +87,22 @@ def create_provider(
     check_url: UrlCheck | None = None,
 ) -> Provider:
     name = validation.provider_name(data.name)
+    display = validation.display_name(data.display_name) or name
     keys = [validation.api_key(k) for k in data.api_keys]
     if not keys:
         raise validation.InvalidField("api_keys", "at least one API key is required")
     url = _resolve_base_url(data.type, data.base_url, check_url)
+    taken = Conflict("name", f"a provider named {name!r} already exists")
     if _live(session, name) is not None:
-        raise Conflict("name", f"a provider named {name!r} already exists")
+        raise taken
     provider = Provider(
-        type=data.type,
-        name=name,
-        display_name=data.display_name or name,
-        enabled=data.enabled,
-        base_url=url,
+        type=data.type, name=name, display_name=display, enabled=data.enabled, base_url=url
     )
     session.add(provider)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # another process created the same name since the check
+        raise taken from exc
     for position, key in enumerate(keys):
         session.add(_new_key(provider.id, position, key, keyring))
     audit(
@@ -136,8 +138,8 @@ def update_provider(
 ) -> Provider:
     details: dict[str, object] = {}
     if changes.display_name is not None:
-        provider.display_name = changes.display_name
-        details["display_name"] = changes.display_name
+        provider.display_name = validation.display_name(changes.display_name) or provider.name
+        details["display_name"] = provider.display_name
     if changes.enabled is not None:
         provider.enabled = changes.enabled
         details["enabled"] = changes.enabled
@@ -173,21 +175,26 @@ def _replace_keys(
     for position, ref in enumerate(refs):
         if ref.id is not None:
             row = existing.get(ref.id)
-            if row is None or ref.id in kept:
+            if row is None:
                 raise validation.InvalidField("api_keys", f"unknown key id {ref.id}")
+            if ref.id in kept:
+                raise validation.InvalidField("api_keys", f"key id {ref.id} given twice")
             kept.add(ref.id)
             row.position = position
             rows.append(row)
         else:
-            rows.append(_new_key(provider.id, position, validation.api_key(ref.api_key or ""), keyring))
+            key = validation.api_key(ref.api_key or "")
+            rows.append(_new_key(provider.id, position, key, keyring))
     removed = [kid for kid in existing if kid not in kept]
     if removed:
-        session.execute(delete(ProviderKey).where(ProviderKey.id.in_(removed)))  # type: ignore[attr-defined]
+        session.execute(delete(ProviderKey).where(col(ProviderKey.id).in_(removed)))
     session.add_all(rows)
     return {"kept": len(kept), "added": len(rows) - len(kept), "removed": len(removed)}
 
 
 def delete_provider(session: Session, *, provider: Provider, actor: Actor) -> None:
+    """Soft delete (the row stays for the records that name it); its API keys are erased."""
+    session.execute(delete(ProviderKey).where(col(ProviderKey.provider_id) == provider.id))
     provider.deleted_at = utcnow()
     provider.enabled = False
     provider.updated_at = provider.deleted_at
@@ -212,7 +219,9 @@ def to_public(session: Session, provider: Provider) -> ProviderPublic:
         display_name=provider.display_name,
         enabled=provider.enabled,
         base_url=provider.base_url,
-        api_keys=[ProviderKeyPublic(id=k.id, masked=k.masked, created_at=k.created_at) for k in keys],
+        api_keys=[
+            ProviderKeyPublic(id=k.id, masked=k.masked, created_at=k.created_at) for k in keys
+        ],
         created_at=provider.created_at,
         updated_at=provider.updated_at,
     )
@@ -235,7 +244,7 @@ def load_live_providers(session: Session, *, keyring: Keyring) -> list[Decrypted
     providers = list_providers(session)
     keys: dict[uuid.UUID, list[ProviderKey]] = {p.id: [] for p in providers}
     if providers:
-        stmt = select(ProviderKey).where(ProviderKey.provider_id.in_(list(keys)))  # type: ignore[attr-defined]
+        stmt = select(ProviderKey).where(col(ProviderKey.provider_id).in_(list(keys)))
         for key in session.execute(stmt).scalars():
             keys[key.provider_id].append(key)
     out = []
@@ -248,8 +257,13 @@ def load_live_providers(session: Session, *, keyring: Keyring) -> list[Decrypted
     return out
 
 
-def rotate_encryption(session: Session, *, keyring: Keyring) -> int:
-    """Re-encrypt every key not sealed with the primary encryption key. Returns the count."""
+def rotate_encryption(
+    session: Session, *, keyring: Keyring, actor: Actor = SYSTEM_ACTOR
+) -> int:
+    """Re-encrypt every key not sealed with the primary encryption key. Returns the count.
+
+    Raises KeyringError (nothing changed) when a key was sealed with a key not configured.
+    """
     count = 0
     for key in session.execute(select(ProviderKey)).scalars():
         if keyring.needs_rotation(key.ciphertext):
@@ -257,5 +271,8 @@ def rotate_encryption(session: Session, *, keyring: Keyring) -> int:
             key.ciphertext = keyring.encrypt(plain, aad=key_aad(key.provider_id))
             session.add(key)
             count += 1
+    if count:
+        audit(session, actor=actor, action="keys.rotate", target_type="provider_keys",
+              target_id=None, target_name=None, details={"reencrypted": count})
     session.flush()
     return count

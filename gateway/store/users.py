@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
 
 from gateway import validation
 from gateway.auth import hash_token, new_token, token_hint
@@ -20,33 +21,47 @@ ROLES = ("admin", "auditor", "member")
 
 
 def get_user(session: Session, *, username: str) -> User:
-    user = session.execute(select(User).where(User.username == username)).scalars().first()  # type: ignore[arg-type]
+    stmt = select(User).where(col(User.username) == username)
+    user = session.execute(stmt).scalars().first()
     if user is None:
         raise NotFound(f"no user named {username!r}")
     return user
 
 
+def _username_taken(session: Session, username: str) -> bool:
+    stmt = select(col(User.id)).where(col(User.username) == username)
+    return session.execute(stmt).first() is not None
+
+
 def list_users(session: Session) -> list[User]:
-    return list(session.execute(select(User).order_by(User.username)).scalars())  # type: ignore[arg-type]
+    return list(session.execute(select(User).order_by(col(User.username))).scalars())
 
 
 def create_user(session: Session, *, username: str, role: str, actor: Actor) -> User:
     validation.username(username)
     if role not in ROLES:
         raise validation.InvalidField("role", f"must be one of {', '.join(ROLES)}")
-    exists = session.execute(select(User.id).where(User.username == username)).first()  # type: ignore[arg-type]
-    if exists:
-        raise Conflict("username", f"a user named {username!r} already exists")
+    taken = Conflict("username", f"a user named {username!r} already exists")
+    if _username_taken(session, username):
+        raise taken
     user = User(username=username, role=role)
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # created by another process since the check
+        raise taken from exc
     audit(session, actor=actor, action="user.create", target_type="user", target_id=user.id,
           target_name=username, details={"role": role})
     return user
 
 
 def update_user(
-    session: Session, *, user: User, actor: Actor, role: str | None = None, disabled: bool | None = None
+    session: Session,
+    *,
+    user: User,
+    actor: Actor,
+    role: str | None = None,
+    disabled: bool | None = None,
 ) -> User:
     details: dict[str, object] = {}
     if role is not None:
@@ -72,8 +87,9 @@ def user_public(user: User) -> UserPublic:
 def create_token(
     session: Session, *, user: User, name: str, expires_at: datetime | None, actor: Actor
 ) -> TokenCreated:
-    if expires_at is not None and expires_at.tzinfo is None:
+    if expires_at is not None and expires_at.utcoffset() is None:
         raise validation.InvalidField("expires_at", "give a timezone (e.g. 2027-01-01T00:00:00Z)")
+    validation.token_name(name)
     plaintext = new_token()
     row = ApiToken(
         user_id=user.id,
@@ -91,10 +107,12 @@ def create_token(
 
 
 def list_tokens(session: Session, *, user: User | None = None) -> list[tuple[ApiToken, str]]:
-    stmt = select(ApiToken, User.username).join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
+    stmt = select(ApiToken, col(User.username)).join(
+        User, col(User.id) == col(ApiToken.user_id)
+    )
     if user is not None:
-        stmt = stmt.where(ApiToken.user_id == user.id)  # type: ignore[arg-type]
-    stmt = stmt.order_by(ApiToken.created_at)  # type: ignore[arg-type]
+        stmt = stmt.where(col(ApiToken.user_id) == user.id)
+    stmt = stmt.order_by(col(ApiToken.created_at))
     return [(t, name) for t, name in session.execute(stmt).all()]
 
 
