@@ -8,6 +8,9 @@ import typer
 
 from gateway.cli.config import config_app, keys_app
 from gateway.cli.context import CliState
+from gateway.cli.demo import demo
+from gateway.cli.interceptions import app as interceptions_app
+from gateway.cli.interceptions import usage
 from gateway.cli.providers import app as providers_app
 from gateway.cli.users import tokens_app, users_app
 
@@ -46,4 +49,7 @@ def make_app() -> typer.Typer:
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(keys_app, name="keys")
     app.add_typer(config_app, name="config")
+    app.add_typer(interceptions_app, name="interceptions")
+    app.command("usage")(usage)
+    app.command("demo")(demo)
     return app

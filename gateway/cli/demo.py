@@ -37,16 +37,19 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+def _wait(url: str, proc: subprocess.Popen[bytes], what: str, *, ready: int | None = None) -> None:
+    """Until `url` answers (with status `ready`, when given)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             output.fail(f"{what} exited with {proc.returncode}")
         try:
-            httpx.get(url, timeout=1)
-            return
+            status = httpx.get(url, timeout=1).status_code
         except httpx.HTTPError:
-            time.sleep(0.1)
+            status = None
+        if status is not None and ready in (None, status):
+            return
+        time.sleep(0.1)
     output.fail(f"{what} did not start")
 
 
@@ -119,7 +122,7 @@ def demo(keep: Annotated[bool, typer.Option("--keep", help="Keep the demo data d
                    f"127.0.0.1:{gw_port}"]
             with _process(cmd, env, work / "gateway.log") as gw:
                 base = f"http://127.0.0.1:{gw_port}"
-                _wait(f"{base}/healthz", gw, "the gateway")
+                _wait(f"{base}/healthz", gw, "the gateway", ready=200)
                 output.info(f"gateway on {base}, fake provider on 127.0.0.1:{fake_port}")
                 _requests(base, token)
                 time.sleep(0.5)
