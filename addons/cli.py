@@ -71,12 +71,9 @@ def _server_signature() -> inspect.Signature:
         ),
     ]
     for field in gs.field_names():
-        is_bool = gs.Settings.model_fields[field].annotation is bool
         option = typer.Option(
             gs.flag_name(field),
             help=f"{gs.field_help(field)} [env {gs.env_name(field)}]",
-            is_flag=False,
-            flag_value="true" if is_bool else None,
             show_default=False,
         )
         params.append(inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=None,
@@ -96,5 +93,20 @@ def build() -> typer.Typer:
     return app
 
 
+def bool_flags() -> frozenset[str]:
+    return frozenset(gs.flag_name(f) for f, info in gs.Settings.model_fields.items()
+                     if info.annotation is bool)
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """`--ai-gateway-structured-logging` alone means `=true` (flags also take `=true|false`)."""
+    flags = bool_flags()
+    out = []
+    for i, arg in enumerate(argv):
+        bare = arg in flags and (i + 1 == len(argv) or argv[i + 1].startswith("-"))
+        out.append(f"{arg}=true" if bare else arg)
+    return out
+
+
 def main() -> None:
-    build()()
+    build()(args=normalize_argv(sys.argv[1:]), prog_name="aibridge")
