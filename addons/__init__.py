@@ -11,6 +11,7 @@ from addons.state import Gateway
 
 
 def default_addons(gateway: Gateway) -> list[Any]:
+    from addons.admin import Admin
     from addons.auth import Auth
     from addons.credentials import Credentials
     from addons.health import Health
@@ -26,6 +27,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
         Options(gateway),  # settings <-> mitmproxy options; the runtime's start and stop
         Lifecycle(gateway),  # in-flight accounting for graceful stops
         Health(gateway),  # GET /healthz
+        Admin(gateway),  # admin API and dashboard: /dashboard, /api/v2/... (not gateway routes)
         Paths(gateway),  # /api/v2/aibridge/<name>/...: recognise, validate, HEAD preflight
         BodyLimit(gateway),  # 413 before anything is forwarded
         Auth(gateway),  # user token -> principal, 401 otherwise

@@ -33,7 +33,9 @@ class Auth:
         presented = extract(flow.request.headers.get_all)
         if presented.problem or presented.token is None:
             fctx.rejected = True
-            reject(flow, ptype, errors.UNAUTHENTICATED, presented.problem or "missing gateway token")
+            reject(
+                flow, ptype, errors.UNAUTHENTICATED, presented.problem or "missing gateway token"
+            )
             return
         try:
             fctx.principal = authenticate(snapshot.tokens, presented.token, utcnow())
@@ -44,7 +46,11 @@ class Auth:
         if presented.byok_key is not None:
             if not self.gateway.settings.byok:
                 fctx.rejected = True
-                reject(flow, ptype, errors.FORBIDDEN,
-                       "bring-your-own-key is disabled: send only the gateway token")
+                reject(
+                    flow,
+                    ptype,
+                    errors.FORBIDDEN,
+                    "bring-your-own-key is disabled: send only the gateway token",
+                )
                 return
             fctx.byok_key = presented.byok_key

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -41,8 +41,14 @@ def server(ctx: typer.Context, listen: str, workers: int, **flags: Any) -> None:
     if workers < 1:
         output.usage_error("--workers must be at least 1")
     is_worker = os.environ.get(WORKER_ENV) == "1"
-    cfg = ServerConfig(host=host, port=port, overrides=overrides, config_file=st.config_file,
-                       bootstrap=not is_worker, reuse_port=workers > 1 or is_worker)
+    cfg = ServerConfig(
+        host=host,
+        port=port,
+        overrides=overrides,
+        config_file=st.config_file,
+        bootstrap=not is_worker,
+        reuse_port=workers > 1 or is_worker,
+    )
     if workers == 1 or is_worker:
         raise typer.Exit(run_worker(cfg))
     # Supervisor: migrate and bootstrap once, then start the workers.
@@ -50,8 +56,10 @@ def server(ctx: typer.Context, listen: str, workers: int, **flags: Any) -> None:
     created = bootstrap_admin(engine)
     engine.dispose()
     if created is not None:
-        output.info(f"first start: created admin user {created.username!r}; its token "
-                    "(shown once, store it now):")
+        output.info(
+            f"first start: created admin user {created.username!r}; its token "
+            "(shown once, store it now):"
+        )
         output.say(created.token)
     output.info(f"aibridge: {workers} workers on {host}:{port}")
     raise typer.Exit(run_supervisor(cfg, workers, [sys.argv[0], *sys.argv[1:]]))
@@ -61,13 +69,18 @@ def _server_signature() -> inspect.Signature:
     params = [
         inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
         inspect.Parameter(
-            "listen", inspect.Parameter.KEYWORD_ONLY, default="127.0.0.1:8080",
+            "listen",
+            inspect.Parameter.KEYWORD_ONLY,
+            default="127.0.0.1:8080",
             annotation=Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")],
         ),
         inspect.Parameter(
-            "workers", inspect.Parameter.KEYWORD_ONLY, default=1,
-            annotation=Annotated[int, typer.Option(
-                "--workers", help="Processes sharing the port (SO_REUSEPORT).")],
+            "workers",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=1,
+            annotation=Annotated[
+                int, typer.Option("--workers", help="Processes sharing the port (SO_REUSEPORT).")
+            ],
         ),
     ]
     for field in gs.field_names():
@@ -76,8 +89,14 @@ def _server_signature() -> inspect.Signature:
             help=f"{gs.field_help(field)} [env {gs.env_name(field)}]",
             show_default=False,
         )
-        params.append(inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[Optional[str], option]))  # noqa: UP045
+        params.append(
+            inspect.Parameter(
+                field,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[str | None, option],
+            )
+        )
     return inspect.Signature(params)
 
 
@@ -94,8 +113,9 @@ def build() -> typer.Typer:
 
 
 def bool_flags() -> frozenset[str]:
-    return frozenset(gs.flag_name(f) for f, info in gs.Settings.model_fields.items()
-                     if info.annotation is bool)
+    return frozenset(
+        gs.flag_name(f) for f, info in gs.Settings.model_fields.items() if info.annotation is bool
+    )
 
 
 def normalize_argv(argv: list[str]) -> list[str]:

@@ -11,8 +11,15 @@ from mitmproxy import http
 from addons.state import Gateway
 
 CLIENT_AUTH = ("authorization", "x-api-key", "x-aibridge-token", "proxy-authorization")
-HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "proxy-authenticate", "te",
-              "trailer", "upgrade")
+HOP_BY_HOP = (
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+)
 # Never removed because a client listed them in `Connection:` (framing and routing).
 PROTECTED = frozenset({"content-length", "transfer-encoding", "host", "content-type"})
 

@@ -15,8 +15,15 @@ from gateway.providers.base import ProviderType
 INTERCEPTION_HEADER = "X-AIBridge-Interception-Id"
 
 
-def reject(flow: http.HTTPFlow, ptype: ProviderType, kind: ErrorKind, message: str,
-           *, interception_id: str | None = None, headers: dict[str, str] | None = None) -> None:
+def reject(
+    flow: http.HTTPFlow,
+    ptype: ProviderType,
+    kind: ErrorKind,
+    message: str,
+    *,
+    interception_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
     hdrs = {"content-type": "application/json", "cache-control": "no-store"}
     if interception_id:
         hdrs[INTERCEPTION_HEADER] = interception_id
@@ -32,8 +39,12 @@ def json_error(status: int, message: str) -> bytes:
     `error.message`/`error.code` for OpenAI. Used where the provider is unknown."""
     import orjson
 
-    kind = {400: "invalid_request_error", 413: "request_too_large", 502: "api_error",
-            504: "timeout_error"}.get(status, "api_error")
+    kind = {
+        400: "invalid_request_error",
+        413: "request_too_large",
+        502: "api_error",
+        504: "timeout_error",
+    }.get(status, "api_error")
     return orjson.dumps(
         {"type": "error", "error": {"type": kind, "message": message, "code": f"http_{status}"}}
     )
@@ -45,7 +56,10 @@ def _error_response(status_code: int, message: str = "") -> bytes:
     text = f"aibridge: {message}" if message else "aibridge: request failed"
     if status_code == 502 and message == "connection cancelled":
         # our upstream timeout cancelled a connection attempt that never completed
-        status_code, text = 504, "aibridge: upstream timeout: the connection was not established in time"
+        status_code, text = (
+            504,
+            "aibridge: upstream timeout: the connection was not established in time",
+        )
     elif status_code == 502:
         text = f"aibridge: upstream unreachable: {message}"
     resp = http.Response.make(

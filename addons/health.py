@@ -21,9 +21,14 @@ class Health:
         ready = self.gateway.ready and runtime is not None and runtime.config is not None
         body = {
             "status": "ok" if ready else "starting",
-            "config_version": runtime.config.snapshot.version if ready and runtime and runtime.config else None,
+            "config_version": runtime.config.snapshot.version
+            if ready and runtime and runtime.config
+            else None,
             "instance": runtime.instance_id if runtime else None,
-            "database_writes": "ok" if (runtime and runtime.writer and runtime.writer.healthy) else "failing",
+            "database_writes": "ok"
+            if (runtime and runtime.writer and runtime.writer.healthy)
+            else "failing",
         }
-        flow.response = http.Response.make(200 if ready else 503, orjson.dumps(body),
-                                           {"content-type": "application/json"})
+        flow.response = http.Response.make(
+            200 if ready else 503, orjson.dumps(body), {"content-type": "application/json"}
+        )

@@ -18,9 +18,13 @@ class BodyLimit:
         assert fctx is not None
         fctx.rejected = True
         limit = self.gateway.settings.max_request_body_bytes
-        reject(flow, fctx.error_type, errors.TOO_LARGE,
-               f"request body of {size} bytes exceeds the gateway limit of {limit} bytes",
-               headers={"connection": "close"})
+        reject(
+            flow,
+            fctx.error_type,
+            errors.TOO_LARGE,
+            f"request body of {size} bytes exceeds the gateway limit of {limit} bytes",
+            headers={"connection": "close"},
+        )
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         fctx = self.gateway.context(flow)

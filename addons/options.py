@@ -36,14 +36,22 @@ class Options:
 
     def load(self, loader: Any) -> None:
         install_error_pages()
-        loader.add_option(CONFIG_OPTION, str, "", "aibridge YAML config file (keys under ai_gateway:).")
         loader.add_option(
-            BOOTSTRAP_OPTION, bool, True,
+            CONFIG_OPTION, str, "", "aibridge YAML config file (keys under ai_gateway:)."
+        )
+        loader.add_option(
+            BOOTSTRAP_OPTION,
+            bool,
+            True,
             "On the first start (no users), create an admin user and print its token once.",
         )
         for field in gs.field_names():
-            loader.add_option(gs.option_name(field), Optional[str], None,  # noqa: UP045
-                              f"{gs.field_help(field)} (env {gs.env_name(field)})")
+            loader.add_option(
+                gs.option_name(field),
+                Optional[str],  # noqa: UP045 - mitmproxy's option types
+                None,
+                f"{gs.field_help(field)} (env {gs.env_name(field)})",
+            )
 
     def overrides(self) -> dict[str, Any]:
         values = {}
@@ -57,12 +65,17 @@ class Options:
         if not (set(updated) & ({gs.option_name(f) for f in gs.field_names()} | {CONFIG_OPTION})):
             return
         try:
-            loaded = gs.load_settings(self.overrides(), config_file=ctx.options.ai_gateway_config or None)
+            loaded = gs.load_settings(
+                self.overrides(), config_file=ctx.options.ai_gateway_config or None
+            )
         except ValueError as exc:
             raise exceptions.OptionsError(f"aibridge: {exc}") from exc
         if self._started and self.gateway.loaded is not None:
-            changed = [f for f in gs.field_names()
-                       if getattr(loaded.settings, f) != getattr(self.gateway.settings, f)]
+            changed = [
+                f
+                for f in gs.field_names()
+                if getattr(loaded.settings, f) != getattr(self.gateway.settings, f)
+            ]
             if changed:
                 log.warning("aibridge settings %s change only after a restart", ", ".join(changed))
             return
@@ -77,8 +90,9 @@ class Options:
     async def running(self) -> None:
         settings = self.gateway.settings
         if self.gateway.own_logging is False and (settings.log_json or settings.structured_logging):
-            self._logging = setup_logging(human="", json_path=settings.log_json,
-                                          level=settings.log_level)
+            self._logging = setup_logging(
+                human="", json_path=settings.log_json, level=settings.log_level
+            )
         runtime = Runtime(settings, environ=os.environ)
         try:
             await asyncio.to_thread(runtime.start)

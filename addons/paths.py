@@ -35,7 +35,7 @@ def split_gateway_path(path: str) -> tuple[str, str, str, str] | None:
     target, _, query = path.partition("?")
     if not target.startswith(PREFIX):
         return None
-    rest = target[len(PREFIX):]
+    rest = target[len(PREFIX) :]
     raw_name, slash, sub = rest.partition("/")
     # Percent-encoding is never valid in a provider name: reject rather than decode.
     name = raw_name if is_provider_name(raw_name) else ""
@@ -58,22 +58,35 @@ class Paths:
         if name in RESERVED:
             return
         ptype = guess_type(subpath)
-        fctx = FlowContext(provider_name=name, subpath=subpath, raw_subpath=raw_subpath,
-                           query=query, guessed_type=ptype)
+        fctx = FlowContext(
+            provider_name=name,
+            subpath=subpath,
+            raw_subpath=raw_subpath,
+            query=query,
+            guessed_type=ptype,
+        )
         self.gateway.flows[flow] = fctx
         fctx.rejected = True
         if not self.gateway.ready:
             reject(flow, ptype, errors.UNAVAILABLE, "aibridge is starting; retry shortly")
         elif not self.gateway.settings.enabled:
-            reject(flow, ptype, errors.GATEWAY_DISABLED,
-                   "the AI gateway is disabled on this deployment (ai_gateway.enabled=false)")
+            reject(
+                flow,
+                ptype,
+                errors.GATEWAY_DISABLED,
+                "the AI gateway is disabled on this deployment (ai_gateway.enabled=false)",
+            )
         elif not name:
             reject(flow, ptype, errors.NOT_FOUND, "invalid provider name in path")
         elif flow.request.method == "HEAD" and subpath in PREFLIGHT:
             # Claude Code preflights its base URL (and /api/hello) with HEAD, no credentials.
             flow.response = http.Response.make(200, b"", {"content-type": "text/plain"})
         elif ".." in subpath.split("/") or "\x00" in subpath or "//" in subpath:
-            reject(flow, ptype, errors.NOT_FOUND,
-                   f"route not supported: {flow.request.method} {subpath or '/'}")
+            reject(
+                flow,
+                ptype,
+                errors.NOT_FOUND,
+                f"route not supported: {flow.request.method} {subpath or '/'}",
+            )
         else:
             fctx.rejected = False

@@ -19,8 +19,9 @@ from schema.types import utcnow
 
 def request_body(flow: http.HTTPFlow, limit: int) -> bytes | None:
     """The request body decoded for parsing, at most `limit` bytes; None when it cannot be."""
-    return decode_body(flow.request.raw_content or b"",
-                       flow.request.headers.get("content-encoding", ""), limit)
+    return decode_body(
+        flow.request.raw_content or b"", flow.request.headers.get("content-encoding", ""), limit
+    )
 
 
 class Recording:
@@ -42,8 +43,11 @@ class Recording:
         wire = fctx.route.wire
         summary = wire.parse_request(body) if body is not None else RequestSummary(parsed=False)
         session = InterceptionSession(
-            recorder=runtime.recorder, wire=wire, start=self._start(flow, fctx, summary),
-            summary=summary, scrubber=runtime.scrubber(),
+            recorder=runtime.recorder,
+            wire=wire,
+            start=self._start(flow, fctx, summary),
+            summary=summary,
+            scrubber=runtime.scrubber(),
         )
         try:
             session.begin()
@@ -54,12 +58,18 @@ class Recording:
 
     def _unavailable(self, flow: http.HTTPFlow, fctx: FlowContext) -> None:
         fctx.rejected = True
-        reject(flow, fctx.error_type, errors.UNAVAILABLE,
-               "aibridge cannot record right now (the database is unreachable and the local "
-               "journal is full); retry later", headers={"retry-after": "10"})
+        reject(
+            flow,
+            fctx.error_type,
+            errors.UNAVAILABLE,
+            "aibridge cannot record right now (the database is unreachable and the local "
+            "journal is full); retry later",
+            headers={"retry-after": "10"},
+        )
 
-    def _start(self, flow: http.HTTPFlow, fctx: FlowContext, summary: RequestSummary
-               ) -> InterceptionStart:
+    def _start(
+        self, flow: http.HTTPFlow, fctx: FlowContext, summary: RequestSummary
+    ) -> InterceptionStart:
         provider, principal, route = fctx.provider, fctx.principal, fctx.route
         assert provider is not None and principal is not None and route is not None
         assert route.wire is not None
@@ -96,8 +106,9 @@ class Recording:
             if ctype.startswith("text/event-stream"):
                 flow.response.stream = True
             return
-        if session.response_headers(flow.response.status_code, ctype,
-                                    flow.response.headers.get("content-encoding", "")):
+        if session.response_headers(
+            flow.response.status_code, ctype, flow.response.headers.get("content-encoding", "")
+        ):
             feed = session.feed
 
             def tap(chunk: bytes) -> bytes:

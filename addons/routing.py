@@ -25,27 +25,47 @@ class Routing:
         provider = fctx.snapshot.providers.get(fctx.provider_name)
         fctx.rejected = True
         if provider is None:
-            reject(flow, fctx.guessed_type, errors.NOT_FOUND,
-                   f"unknown provider {fctx.provider_name!r}")
+            reject(
+                flow,
+                fctx.guessed_type,
+                errors.NOT_FOUND,
+                f"unknown provider {fctx.provider_name!r}",
+            )
             return
         fctx.provider = provider
         if not provider.enabled:
-            reject(flow, provider.type, errors.FORBIDDEN,
-                   f"provider {provider.name!r} is disabled by an administrator")
+            reject(
+                flow,
+                provider.type,
+                errors.FORBIDDEN,
+                f"provider {provider.name!r} is disabled by an administrator",
+            )
             return
         if flow.request.headers.get("upgrade"):
-            reject(flow, provider.type, errors.UPGRADE_REQUIRED,
-                   "WebSocket is not supported by aibridge: use HTTP streaming "
-                   "(Codex: supports_websockets = false)")
+            reject(
+                flow,
+                provider.type,
+                errors.UPGRADE_REQUIRED,
+                "WebSocket is not supported by aibridge: use HTTP streaming "
+                "(Codex: supports_websockets = false)",
+            )
             return
         route = match_route(provider.type, method, fctx.subpath)
         if route is None:
-            reject(flow, provider.type, errors.NOT_FOUND,
-                   f"route not supported: {method} {fctx.subpath or '/'}")
+            reject(
+                flow,
+                provider.type,
+                errors.NOT_FOUND,
+                f"route not supported: {method} {fctx.subpath or '/'}",
+            )
             return
         if fctx.byok_key is None and not provider.api_key:
-            reject(flow, provider.type, errors.FORBIDDEN,
-                   f"provider {provider.name!r} has no API key configured")
+            reject(
+                flow,
+                provider.type,
+                errors.FORBIDDEN,
+                f"provider {provider.name!r} has no API key configured",
+            )
             return
         fctx.route = route
         fctx.rejected = False

@@ -91,8 +91,9 @@ async def _serve(cfg: ServerConfig, gateway: Gateway) -> None:
         if isinstance(lifecycle, Lifecycle):
             left = await lifecycle.drain(GRACE_SECONDS)
             if left:
-                log.warning("%d requests still in flight after %.0fs; stopping anyway", left,
-                            GRACE_SECONDS)
+                log.warning(
+                    "%d requests still in flight after %.0fs; stopping anyway", left, GRACE_SECONDS
+                )
         m.shutdown()
 
     def on_signal() -> None:
@@ -115,8 +116,12 @@ def run_worker(cfg: ServerConfig) -> int:
         return 2
     s = loaded.settings
     gateway = Gateway(own_logging=True)
-    logs = setup_logging(human=s.log_human, json_path=s.log_json, level=s.log_level,
-                         scrubber=lambda: gateway.runtime.scrubber() if gateway.runtime else _empty())
+    logs = setup_logging(
+        human=s.log_human,
+        json_path=s.log_json,
+        level=s.log_level,
+        scrubber=lambda: gateway.runtime.scrubber() if gateway.runtime else _empty(),
+    )
     gateway.loaded = loaded
     try:
         factory = _ReusePortLoop if cfg.reuse_port else asyncio.SelectorEventLoop
@@ -161,7 +166,9 @@ def run_supervisor(cfg: ServerConfig, workers: int, argv: list[str]) -> int:
             return 0
         for i, p in enumerate(procs):
             if p.poll() is not None and not stopping:
-                sys.stderr.write(f"aibridge: worker {p.pid} exited with {p.returncode}; restarting\n")
+                sys.stderr.write(
+                    f"aibridge: worker {p.pid} exited with {p.returncode}; restarting\n"
+                )
                 time.sleep(0.5)
                 procs[i] = subprocess.Popen(argv, env=env)
         time.sleep(0.2)

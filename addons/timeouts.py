@@ -13,8 +13,9 @@ import asyncio
 import logging
 
 from mitmproxy import ctx, http
-from mitmproxy.connection import ConnectionState
+from mitmproxy.connection import Connection, ConnectionState
 from mitmproxy.proxy import events
+from mitmproxy.proxy.server import ConnectionHandler
 
 from addons.state import Gateway
 from gateway import errors
@@ -71,9 +72,11 @@ class UpstreamTimeout:
         log.warning("upstream %s gave no response headers within %gs", conn.address, seconds)
         if conn.state & ConnectionState.CAN_READ and conn.state != ConnectionState.CLOSED:
             body = fctx.error_type.error_body(
-                errors.GATEWAY_TIMEOUT, f"the upstream did not answer within {seconds:g}s")
+                errors.GATEWAY_TIMEOUT, f"the upstream did not answer within {seconds:g}s"
+            )
             task = asyncio.get_running_loop().create_task(
-                self._answer(handler, conn, synthesized_504(body, seconds)))
+                self._answer(handler, conn, synthesized_504(body, seconds))
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
@@ -82,6 +85,6 @@ class UpstreamTimeout:
                 io.handler.cancel("upstream timeout")
 
     @staticmethod
-    async def _answer(handler: object, conn: object, data: bytes) -> None:
-        await handler.server_event(events.DataReceived(conn, data))  # type: ignore[attr-defined]
-        handler.close_connection(conn)  # type: ignore[attr-defined]
+    async def _answer(handler: ConnectionHandler, conn: Connection, data: bytes) -> None:
+        await handler.server_event(events.DataReceived(conn, data))
+        handler.close_connection(conn)

@@ -63,14 +63,27 @@ def _agent(get: HeaderGet, seen: _Seen) -> str | None:
         return CODEX
     # Kilo Code and Roo Code (forks of Cline): `Kilo-Code/<v>` / `RooCode/<v>` user agents,
     # `X-Title`, and `HTTP-Referer` https://kilocode.ai / https://github.com/RooVetGit/Roo-Cline.
-    if (ua.startswith("kilo") or originator == "kilo-code" or title == "kilo code"
-            or "kilocode" in referer or get("x-kilocode-version")):
+    if (
+        ua.startswith("kilo")
+        or originator == "kilo-code"
+        or title == "kilo code"
+        or "kilocode" in referer
+        or get("x-kilocode-version")
+    ):
         return KILO_CODE
-    if (ua.startswith(("roocode", "roo-code", "roo code")) or originator == "roo-code"
-            or title == "roo code" or any(r in referer for r in _ROO_REFERERS)):
+    if (
+        ua.startswith(("roocode", "roo-code", "roo code"))
+        or originator == "roo-code"
+        or title == "roo code"
+        or any(r in referer for r in _ROO_REFERERS)
+    ):
         return ROO_CODE
-    if (ua.startswith(("opencode/", "opencode2/")) or "opencode.ai" in referer
-            or title == "opencode" or get("x-opencode-session")):
+    if (
+        ua.startswith(("opencode/", "opencode2/"))
+        or "opencode.ai" in referer
+        or title == "opencode"
+        or get("x-opencode-session")
+    ):
         return OPENCODE
     # Crush: `Charm-Crush/v0.x (https://charm.land/crush)` (older: `Charm Crush/`).
     if ua.startswith(("charm-crush/", "charm crush/", "crush/")) or title == "crush":
@@ -88,11 +101,18 @@ def _copilot(get: HeaderGet, ua: str) -> str | None:
     editor = (get("editor-version") or "").lower()
     if not ("copilot" in ua or integration or editor):
         return None
-    if ("cli" in integration or ua.startswith(("copilot/", "copilot-cli"))
-            or editor.startswith("copilot-cli")):
+    if (
+        "cli" in integration
+        or ua.startswith(("copilot/", "copilot-cli"))
+        or editor.startswith("copilot-cli")
+    ):
         return COPILOT_CLI
-    if (ua.startswith("githubcopilotchat/") or "vscode" in integration
-            or editor.startswith("vscode") or "vscode" in ua):
+    if (
+        ua.startswith("githubcopilotchat/")
+        or "vscode" in integration
+        or editor.startswith("vscode")
+        or "vscode" in ua
+    ):
         return COPILOT_VSCODE
     return COPILOT_CLI if "cli" in ua else COPILOT_VSCODE
 

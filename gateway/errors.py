@@ -17,10 +17,14 @@ UNAUTHENTICATED = ErrorKind(401, "authentication_error", "invalid_request_error"
 FORBIDDEN = ErrorKind(403, "permission_error", "invalid_request_error", "provider_disabled")
 NOT_FOUND = ErrorKind(404, "not_found_error", "invalid_request_error", "not_found")
 GATEWAY_DISABLED = ErrorKind(404, "not_found_error", "invalid_request_error", "gateway_disabled")
-METHOD_NOT_ALLOWED = ErrorKind(405, "invalid_request_error", "invalid_request_error", "method_not_allowed")
+METHOD_NOT_ALLOWED = ErrorKind(
+    405, "invalid_request_error", "invalid_request_error", "method_not_allowed"
+)
 TOO_LARGE = ErrorKind(413, "request_too_large", "invalid_request_error", "request_too_large")
 BAD_REQUEST = ErrorKind(400, "invalid_request_error", "invalid_request_error", "bad_request")
 UNAVAILABLE = ErrorKind(503, "overloaded_error", "server_error", "gateway_unavailable")
 BAD_GATEWAY = ErrorKind(502, "api_error", "server_error", "upstream_unreachable")
 GATEWAY_TIMEOUT = ErrorKind(504, "timeout_error", "server_error", "upstream_timeout")
-UPGRADE_REQUIRED = ErrorKind(426, "invalid_request_error", "invalid_request_error", "websocket_not_supported")
+UPGRADE_REQUIRED = ErrorKind(
+    426, "invalid_request_error", "invalid_request_error", "websocket_not_supported"
+)

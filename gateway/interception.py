@@ -97,8 +97,15 @@ def decode_body(raw: bytes, content_encoding: str, limit: int) -> bytes | None:
 
 
 class InterceptionSession:
-    def __init__(self, *, recorder: Recorder, wire: WireFormat, start: InterceptionStart,
-                 summary: RequestSummary, scrubber: SecretScrubber) -> None:
+    def __init__(
+        self,
+        *,
+        recorder: Recorder,
+        wire: WireFormat,
+        start: InterceptionStart,
+        summary: RequestSummary,
+        scrubber: SecretScrubber,
+    ) -> None:
         self.id: uuid.UUID = start.id
         self._recorder = recorder
         self._wire = wire
@@ -151,7 +158,7 @@ class InterceptionSession:
                     self._apply(parser.feed(b""))
             else:
                 self._apply(parser.feed(chunk))
-        except Exception:  # noqa: BLE001 - recording must never break the client's stream
+        except Exception:
             log.exception("stream parser failed; interception %s left unparsed", self.id)
             self._parser = None
             self._parsed = False
@@ -163,7 +170,7 @@ class InterceptionSession:
             return
         try:
             records = self._wire.parse_response(body)
-        except Exception:  # noqa: BLE001 - an unparseable body is still forwarded
+        except Exception:
             log.exception("response parser failed for interception %s", self.id)
             records = []
         if not records:

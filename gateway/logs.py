@@ -29,7 +29,7 @@ def _open(path: str) -> IO[str]:
         return sys.stderr
     if path in ("/dev/stdout", "stdout"):
         return sys.stdout
-    return open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed by the handler
+    return open(path, "a", buffering=1, encoding="utf-8")
 
 
 class _Scrubbing(logging.Formatter):
@@ -84,8 +84,12 @@ class JSONFormatter(_Scrubbing):
 class LogSetup:
     """Owns the queue listener; `stop()` flushes every pending line."""
 
-    def __init__(self, listener: logging.handlers.QueueListener, handler: logging.Handler,
-                 handlers: list[logging.Handler]) -> None:
+    def __init__(
+        self,
+        listener: logging.handlers.QueueListener,
+        handler: logging.Handler,
+        handlers: list[logging.Handler],
+    ) -> None:
         self._listener = listener
         self._queue_handler = handler
         self._handlers = handlers
@@ -100,8 +104,9 @@ class LogSetup:
                 h.close()
 
 
-def setup_logging(*, human: str, json_path: str, level: str,
-                  scrubber: ScrubberSource = SecretScrubber) -> LogSetup:
+def setup_logging(
+    *, human: str, json_path: str, level: str, scrubber: ScrubberSource = SecretScrubber
+) -> LogSetup:
     handlers: list[logging.Handler] = []
     if human:
         h = logging.StreamHandler(_open(human))

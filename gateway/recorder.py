@@ -71,8 +71,14 @@ class RecorderUnavailable(Exception):
 
 
 class JournalRecorder:
-    def __init__(self, journal: Journal, writer: Writer, *, instance_id: str,
-                 structured_log: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        writer: Writer,
+        *,
+        instance_id: str,
+        structured_log: logging.Logger | None = None,
+    ) -> None:
         self._journal = journal
         self._writer = writer
         self._instance_id = instance_id
@@ -92,96 +98,162 @@ class JournalRecorder:
 
     def _log(self, record_type: str, **fields: Any) -> None:
         if self._slog is not None:
-            self._slog.info("interception log", extra={"record_type": record_type, "fields": fields})
+            self._slog.info(
+                "interception log", extra={"record_type": record_type, "fields": fields}
+            )
 
     def record_interception_start(self, start: InterceptionStart) -> None:
         row = {
-            "id": start.id, "initiator_id": start.initiator_id, "api_token_id": start.api_token_id,
-            "provider_type": start.provider_type, "provider_name": start.provider_name,
-            "provider_id": start.provider_id, "api": start.api, "model": start.model,
-            "client": start.client, "client_session_id": start.client_session_id,
-            "user_agent": start.user_agent, "credential_kind": start.credential_kind,
-            "credential_hint": start.credential_hint, "streamed": False, "parsed": start.parsed,
-            "started_at": start.started_at, "ended_at": None, "status": None,
-            "upstream_status": None, "error_message": None,
+            "id": start.id,
+            "initiator_id": start.initiator_id,
+            "api_token_id": start.api_token_id,
+            "provider_type": start.provider_type,
+            "provider_name": start.provider_name,
+            "provider_id": start.provider_id,
+            "api": start.api,
+            "model": start.model,
+            "client": start.client,
+            "client_session_id": start.client_session_id,
+            "user_agent": start.user_agent,
+            "credential_kind": start.credential_kind,
+            "credential_hint": start.credential_hint,
+            "streamed": False,
+            "parsed": start.parsed,
+            "started_at": start.started_at,
+            "ended_at": None,
+            "status": None,
+            "upstream_status": None,
+            "error_message": None,
             "correlating_tool_call_id": start.correlating_tool_call_id,
-            "instance_id": self._instance_id, "metadata": start.metadata,
+            "instance_id": self._instance_id,
+            "metadata": start.metadata,
         }
         entries = [Entry("interception", row)]
         if start.api_token_id is not None:
             entries.append(Entry("token_used", {"id": start.api_token_id, "at": start.started_at}))
         self._emit(entries)
         self._log(
-            "interception_start", interception_id=str(start.id),
+            "interception_start",
+            interception_id=str(start.id),
             initiator_id=str(start.initiator_id) if start.initiator_id else None,
-            initiator=start.initiator_name, provider=start.provider_name,
-            provider_type=start.provider_type, model=start.model, client=start.client,
-            client_session_id=start.client_session_id, api=start.api,
-            credential_kind=start.credential_kind, started_at=start.started_at.isoformat(),
+            initiator=start.initiator_name,
+            provider=start.provider_name,
+            provider_type=start.provider_type,
+            model=start.model,
+            client=start.client,
+            client_session_id=start.client_session_id,
+            api=start.api,
+            credential_kind=start.credential_kind,
+            started_at=start.started_at.isoformat(),
         )
 
     def record_interception_end(self, end: InterceptionEnd) -> None:
-        row = {
-            "id": end.id, "ended_at": end.ended_at, "status": end.status,
-            "upstream_status": end.upstream_status, "error_message": end.error_message,
-            "streamed": end.streamed, "parsed": end.parsed,
+        row: dict[str, Any] = {
+            "id": end.id,
+            "ended_at": end.ended_at,
+            "status": end.status,
+            "upstream_status": end.upstream_status,
+            "error_message": end.error_message,
+            "streamed": end.streamed,
+            "parsed": end.parsed,
         }
         self._emit([Entry("end", row)])
         self._log(
-            "interception_end", interception_id=str(end.id), ended_at=end.ended_at.isoformat(),
-            status=end.status, upstream_status=end.upstream_status, error=end.error_message,
+            "interception_end",
+            interception_id=str(end.id),
+            ended_at=end.ended_at.isoformat(),
+            status=end.status,
+            upstream_status=end.upstream_status,
+            error=end.error_message,
         )
 
     def record_token_usage(self, interception_id: uuid.UUID, usage: TokenUsage) -> None:
         now = utcnow()
         row = {
-            "id": uuid.uuid4(), "interception_id": interception_id,
-            "provider_response_id": usage.response_id, "input_tokens": usage.input,
-            "output_tokens": usage.output, "cache_read_input_tokens": usage.cache_read,
-            "cache_write_input_tokens": usage.cache_write, "metadata": dict(usage.metadata),
+            "id": uuid.uuid4(),
+            "interception_id": interception_id,
+            "provider_response_id": usage.response_id,
+            "input_tokens": usage.input,
+            "output_tokens": usage.output,
+            "cache_read_input_tokens": usage.cache_read,
+            "cache_write_input_tokens": usage.cache_write,
+            "metadata": dict(usage.metadata),
             "created_at": now,
         }
         self._emit([Entry("token_usage", row)])
         self._log(
-            "token_usage", interception_id=str(interception_id), msg_id=usage.response_id,
-            input_tokens=usage.input, output_tokens=usage.output,
-            cache_read_input_tokens=usage.cache_read, cache_write_input_tokens=usage.cache_write,
-            metadata=dict(usage.metadata), created_at=now.isoformat(),
+            "token_usage",
+            interception_id=str(interception_id),
+            msg_id=usage.response_id,
+            input_tokens=usage.input,
+            output_tokens=usage.output,
+            cache_read_input_tokens=usage.cache_read,
+            cache_write_input_tokens=usage.cache_write,
+            metadata=dict(usage.metadata),
+            created_at=now.isoformat(),
         )
 
     def record_prompt_usage(self, interception_id: uuid.UUID, prompt: PromptUsage) -> None:
         now = utcnow()
-        row = {"id": uuid.uuid4(), "interception_id": interception_id, "prompt": prompt.prompt,
-               "created_at": now}
+        row = {
+            "id": uuid.uuid4(),
+            "interception_id": interception_id,
+            "prompt": prompt.prompt,
+            "created_at": now,
+        }
         self._emit([Entry("prompt_usage", row)])
-        self._log("prompt_usage", interception_id=str(interception_id), prompt=prompt.prompt,
-                  created_at=now.isoformat())
+        self._log(
+            "prompt_usage",
+            interception_id=str(interception_id),
+            prompt=prompt.prompt,
+            created_at=now.isoformat(),
+        )
 
     def record_tool_usage(self, interception_id: uuid.UUID, tool: ToolUsage) -> None:
         now = utcnow()
-        row = {
-            "id": uuid.uuid4(), "interception_id": interception_id,
-            "provider_response_id": tool.response_id, "tool_call_id": tool.tool_call_id,
-            "tool": tool.name, "input": tool.arguments, "injected": tool.injected,
-            "server_url": tool.server_url, "invocation_error": None, "metadata": {},
+        row: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "interception_id": interception_id,
+            "provider_response_id": tool.response_id,
+            "tool_call_id": tool.tool_call_id,
+            "tool": tool.name,
+            "input": tool.arguments,
+            "injected": tool.injected,
+            "server_url": tool.server_url,
+            "invocation_error": None,
+            "metadata": {},
             "created_at": now,
         }
         self._emit([Entry("tool_usage", row)])
         self._log(
-            "tool_usage", interception_id=str(interception_id), msg_id=tool.response_id,
-            tool_call_id=tool.tool_call_id, tool=tool.name, input=tool.arguments,
-            server_url=tool.server_url, injected=tool.injected, invocation_error=None,
+            "tool_usage",
+            interception_id=str(interception_id),
+            msg_id=tool.response_id,
+            tool_call_id=tool.tool_call_id,
+            tool=tool.name,
+            input=tool.arguments,
+            server_url=tool.server_url,
+            injected=tool.injected,
+            invocation_error=None,
             created_at=now.isoformat(),
         )
 
     def record_model_thought(self, interception_id: uuid.UUID, thought: ModelThought) -> None:
         now = utcnow()
         row = {
-            "id": uuid.uuid4(), "interception_id": interception_id,
-            "provider_response_id": thought.response_id, "content": thought.content,
-            "metadata": dict(thought.metadata), "created_at": now,
+            "id": uuid.uuid4(),
+            "interception_id": interception_id,
+            "provider_response_id": thought.response_id,
+            "content": thought.content,
+            "metadata": dict(thought.metadata),
+            "created_at": now,
         }
         self._emit([Entry("model_thought", row)])
-        self._log("model_thought", interception_id=str(interception_id), msg_id=thought.response_id,
-                  content=thought.content, metadata=dict(thought.metadata),
-                  created_at=now.isoformat())
+        self._log(
+            "model_thought",
+            interception_id=str(interception_id),
+            msg_id=thought.response_id,
+            content=thought.content,
+            metadata=dict(thought.metadata),
+            created_at=now.isoformat(),
+        )

@@ -33,8 +33,17 @@ SENSITIVE_QUERY_KEYS = frozenset(
 _AUTH_SCHEME = re.compile(r"^(Bearer|Basic|Token)\s+", re.IGNORECASE)
 # Set-Cookie attributes carry no secret; they stay readable (the cookie's own value is masked).
 _COOKIE_ATTRIBUTES = frozenset(
-    {"path", "domain", "expires", "max-age", "secure", "httponly", "samesite", "partitioned",
-     "priority"}
+    {
+        "path",
+        "domain",
+        "expires",
+        "max-age",
+        "secure",
+        "httponly",
+        "samesite",
+        "partitioned",
+        "priority",
+    }
 )
 
 

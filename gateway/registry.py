@@ -160,8 +160,11 @@ class ConfigStore:
                     self.reload()
                     log.info("configuration reloaded (version %d)", self.snapshot.version)
             except Exception as exc:  # noqa: BLE001 - keep serving the last good snapshot
-                log.warning("configuration reload failed, keeping version %d: %s",
-                            self.snapshot.version, exc)
+                log.warning(
+                    "configuration reload failed, keeping version %d: %s",
+                    self.snapshot.version,
+                    exc,
+                )
 
     def _listen_loop(self) -> None:
         """PostgreSQL LISTEN: wake the poller as soon as any process commits a change."""

@@ -66,8 +66,9 @@ def bootstrap_admin(engine: Engine) -> Bootstrap | None:
             return None
         try:
             user = create_user(session, username=BOOTSTRAP_ADMIN, role="admin", actor=SYSTEM_ACTOR)
-            created = create_token(session, user=user, name="bootstrap", expires_at=None,
-                                   actor=SYSTEM_ACTOR)
+            created = create_token(
+                session, user=user, name="bootstrap", expires_at=None, actor=SYSTEM_ACTOR
+            )
             session.commit()
         except IntegrityError:  # another process started at the same moment and won
             session.rollback()
@@ -109,12 +110,15 @@ class Runtime:
             log.info("replayed %d journalled records from a previous run", replayed)
         self.config = ConfigStore(self.engine, self.keyring, interval=s.reload_interval_seconds)
         self.config.start()
-        self.journal = Journal(self.journal_dir, self.instance_id, max_pending=s.journal_max_bytes_int)
+        self.journal = Journal(
+            self.journal_dir, self.instance_id, max_pending=s.journal_max_bytes_int
+        )
         self.writer = Writer(self.engine, self.journal)
         self.writer.start()
         slog = structured_logger() if s.structured_logging else None
-        self.recorder = JournalRecorder(self.journal, self.writer, instance_id=self.instance_id,
-                                        structured_log=slog)
+        self.recorder = JournalRecorder(
+            self.journal, self.writer, instance_id=self.instance_id, structured_log=slog
+        )
         self.started = True
 
     def scrubber(self) -> SecretScrubber:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.crypto import Keyring
 from gateway.models import ProviderCreate
@@ -66,19 +66,32 @@ def specs_from_environment(environ: Mapping[str, str]) -> tuple[list[SeedSpec], 
         if not keys:
             problems.append(f"{prefix}: set {prefix}_KEY or {prefix}_KEYS")
             continue
-        specs.append(SeedSpec(prefix, ptype, fields.get("NAME", ptype), tuple(keys),
-                              fields.get("BASE_URL")))
+        specs.append(
+            SeedSpec(prefix, ptype, fields.get("NAME", ptype), tuple(keys), fields.get("BASE_URL"))
+        )
     for legacy in ("anthropic", "openai"):
         prefix = f"AI_GATEWAY_{legacy.upper()}"
         key = environ.get(f"{prefix}_KEY", "").strip()
         if key:
-            specs.append(SeedSpec(prefix, legacy, legacy, (key,),
-                                  environ.get(f"{prefix}_BASE_URL", "").strip() or None))
+            specs.append(
+                SeedSpec(
+                    prefix,
+                    legacy,
+                    legacy,
+                    (key,),
+                    environ.get(f"{prefix}_BASE_URL", "").strip() or None,
+                )
+            )
     return specs, problems
 
 
-def seed_from_environment(engine: Engine, keyring: Keyring, environ: Mapping[str, str],
-                          *, check_url: UrlCheck | None = None) -> list[str]:
+def seed_from_environment(
+    engine: Engine,
+    keyring: Keyring,
+    environ: Mapping[str, str],
+    *,
+    check_url: UrlCheck | None = None,
+) -> list[str]:
     """Create never-seeded providers from the environment. Returns the names created."""
     specs, problems = specs_from_environment(environ)
     for problem in problems:
@@ -114,7 +127,9 @@ def _seed_one(engine: Engine, keyring: Keyring, spec: SeedSpec, check_url: UrlCh
     return created
 
 
-def _seed_in(session: Session, keyring: Keyring, spec: SeedSpec, check_url: UrlCheck | None) -> bool:
+def _seed_in(
+    session: Session, keyring: Keyring, spec: SeedSpec, check_url: UrlCheck | None
+) -> bool:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     if session.get(ProviderSeed, spec.name) is not None:
@@ -126,10 +141,15 @@ def _seed_in(session: Session, keyring: Keyring, spec: SeedSpec, check_url: UrlC
         session.flush()
         _report_drift(session, spec)
         return False
-    data = ProviderCreate(type=spec.type, name=spec.name, base_url=spec.base_url,  # type: ignore[arg-type]
-                          api_keys=list(spec.keys))
-    provider = create_provider(session, data=data, keyring=keyring, actor=SEED_ACTOR,
-                               check_url=check_url)
+    data = ProviderCreate(
+        type=spec.type,  # type: ignore[arg-type]
+        name=spec.name,
+        base_url=spec.base_url,
+        api_keys=list(spec.keys),
+    )
+    provider = create_provider(
+        session, data=data, keyring=keyring, actor=SEED_ACTOR, check_url=check_url
+    )
     session.add(ProviderSeed(name=spec.name, provider_id=provider.id))
     session.flush()
     return True
@@ -145,12 +165,16 @@ def _report_drift(session: Session, spec: SeedSpec) -> None:
         differences.append(f"type {live.type!r} in the database, {spec.type!r} in {spec.source}")
     if wanted_url and live.base_url != wanted_url.rstrip("/"):
         differences.append(
-            f"endpoint {live.base_url!r} in the database, {wanted_url!r} in {spec.source}")
+            f"endpoint {live.base_url!r} in the database, {wanted_url!r} in {spec.source}"
+        )
     if differences:
         log.warning(
             "provider %r differs from the environment (%s); the database wins — change it with "
-            "`aibridge providers update` or remove the variables", spec.name, "; ".join(differences))
+            "`aibridge providers update` or remove the variables",
+            spec.name,
+            "; ".join(differences),
+        )
 
 
 def seeded_names(session: Session) -> list[str]:
-    return list(session.execute(select(ProviderSeed.name)).scalars())
+    return list(session.execute(select(col(ProviderSeed.name))).scalars())

@@ -102,8 +102,10 @@ def apply_entries(engine: Engine, entries: Iterable[Entry]) -> None:
             conn.execute(stmt, [_end_params(e) for e in ends])
         if touched:
             tokens = ApiToken.__table__  # type: ignore[attr-defined]
-            stmt = update(tokens).where(tokens.c.id == bindparam("b_id")).values(
-                last_used_at=bindparam("b_at")
+            stmt = (
+                update(tokens)
+                .where(tokens.c.id == bindparam("b_id"))
+                .values(last_used_at=bindparam("b_at"))
             )
             conn.execute(stmt, [{"b_id": k, "b_at": v} for k, v in touched.items()])
 
@@ -117,8 +119,9 @@ def _end_params(row: Mapping[str, Any]) -> dict[str, Any]:
 class Writer:
     """Background thread: queue -> batches -> database -> journal acknowledgements."""
 
-    def __init__(self, engine: Engine, journal: Journal, *, batch_size: int = 1000,
-                 batch_delay: float = 0.02) -> None:
+    def __init__(
+        self, engine: Engine, journal: Journal, *, batch_size: int = 1000, batch_delay: float = 0.02
+    ) -> None:
         self._engine = engine
         self._journal = journal
         self._queue: queue.SimpleQueue[tuple[list[Entry], Path, int] | None] = queue.SimpleQueue()
@@ -168,7 +171,11 @@ class Writer:
                 break
             remaining = deadline - time.monotonic()
             try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
             except queue.Empty:
                 break
             if item is None:
@@ -216,8 +223,9 @@ def replay_orphans(engine: Engine, directory: Path, *, chunk: int = 2000) -> int
             # A record the database refuses must not stop the gateway from starting: keep the
             # file for an operator (nothing is deleted) and go on.
             kept = orphan.quarantine()
-            log.error("journal %s could not be replayed (%s); kept as %s", orphan.path.name,
-                      exc, kept)
+            log.error(
+                "journal %s could not be replayed (%s); kept as %s", orphan.path.name, exc, kept
+            )
             continue
         total += count
         close_abandoned(engine, orphan.instance_id)

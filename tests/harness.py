@@ -45,7 +45,7 @@ def postgres_available() -> bool:
         with create_engine(PG_BASE).connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -71,11 +71,21 @@ class Admin:
     engine: Engine
     keyring: Keyring
 
-    def add_provider(self, name: str, type_: str, base_url: str | None,
-                     keys: list[str] | None = None, enabled: bool = True) -> uuid.UUID:
-        data = ProviderCreate(type=type_, name=name, base_url=base_url,  # type: ignore[arg-type]
-                              api_keys=keys or [f"sk-{name}-{secrets.token_hex(8)}"],
-                              enabled=enabled)
+    def add_provider(
+        self,
+        name: str,
+        type_: str,
+        base_url: str | None,
+        keys: list[str] | None = None,
+        enabled: bool = True,
+    ) -> uuid.UUID:
+        data = ProviderCreate(
+            type=type_,
+            name=name,
+            base_url=base_url,  # type: ignore[arg-type]
+            api_keys=keys or [f"sk-{name}-{secrets.token_hex(8)}"],
+            enabled=enabled,
+        )
         with Session(self.engine) as s:
             p = pstore.create_provider(s, data=data, keyring=self.keyring, actor=SYSTEM_ACTOR)
             s.commit()
@@ -84,8 +94,9 @@ class Admin:
     def update_provider(self, name: str, changes: ProviderUpdate) -> None:
         with Session(self.engine) as s:
             p = pstore.get_provider(s, ref=name)
-            pstore.update_provider(s, provider=p, changes=changes, keyring=self.keyring,
-                                   actor=SYSTEM_ACTOR)
+            pstore.update_provider(
+                s, provider=p, changes=changes, keyring=self.keyring, actor=SYSTEM_ACTOR
+            )
             s.commit()
 
     def delete_provider(self, name: str) -> None:
@@ -102,8 +113,13 @@ class Admin:
     def token(self, username: str, **kwargs: Any) -> str:
         with Session(self.engine) as s:
             user = ustore.get_user(s, username=username)
-            created = ustore.create_token(s, user=user, name=kwargs.get("name", "test"),
-                                          expires_at=kwargs.get("expires_at"), actor=SYSTEM_ACTOR)
+            created = ustore.create_token(
+                s,
+                user=user,
+                name=kwargs.get("name", "test"),
+                expires_at=kwargs.get("expires_at"),
+                actor=SYSTEM_ACTOR,
+            )
             s.commit()
             return created.token
 
@@ -164,8 +180,15 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(AIBRIDGE), *args], env=self.env, cwd=self.data_dir.parent,
-                              capture_output=True, text=True, input=input, timeout=120)
+        return subprocess.run(
+            [str(AIBRIDGE), *args],
+            env=self.env,
+            cwd=self.data_dir.parent,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int:
         if self.proc.poll() is None:
@@ -180,21 +203,29 @@ class GatewayProcess:
 
 def gateway_env(data_dir: Path, db_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_GATEWAY_")}
-    env.update({
-        "AI_GATEWAY_DATA_DIR": str(data_dir),
-        "AI_GATEWAY_DATABASE_URL": db_url,
-        "AI_GATEWAY_ALLOW_PRIVATE_UPSTREAMS": "true",
-        "AI_GATEWAY_RELOAD_INTERVAL": "200ms",
-        "AI_GATEWAY_ENCRYPTION_KEYS": generate_key(),
-        "AI_GATEWAY_LOG_LEVEL": "info",
-    })
+    env.update(
+        {
+            "AI_GATEWAY_DATA_DIR": str(data_dir),
+            "AI_GATEWAY_DATABASE_URL": db_url,
+            "AI_GATEWAY_ALLOW_PRIVATE_UPSTREAMS": "true",
+            "AI_GATEWAY_RELOAD_INTERVAL": "200ms",
+            "AI_GATEWAY_ENCRYPTION_KEYS": generate_key(),
+            "AI_GATEWAY_LOG_LEVEL": "info",
+        }
+    )
     env.update(extra or {})
     return env
 
 
-def start_gateway(workdir: Path, db_url: str, *, args: list[str] | None = None,
-                  env: dict[str, str] | None = None, port: int | None = None,
-                  wait: bool = True) -> GatewayProcess:
+def start_gateway(
+    workdir: Path,
+    db_url: str,
+    *,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    wait: bool = True,
+) -> GatewayProcess:
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     full_env = env if env is not None else gateway_env(data_dir, db_url)
@@ -208,8 +239,9 @@ def start_gateway(workdir: Path, db_url: str, *, args: list[str] | None = None,
     cmd = [str(AIBRIDGE), "server", "--listen", f"127.0.0.1:{port}", *(args or [])]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, env=full_env, cwd=workdir, stdout=log, stderr=log)
-    gw = GatewayProcess(port, proc, data_dir, full_env, log_path, json_log,
-                        Admin(engine, keyring), cmd)
+    gw = GatewayProcess(
+        port, proc, data_dir, full_env, log_path, json_log, Admin(engine, keyring), cmd
+    )
     if wait:
         gw.wait_ready()
     return gw
@@ -227,12 +259,21 @@ class RawResponse:
         return orjson.loads(self.body)
 
 
-def raw_request(port: int, method: str, path: str, headers: list[tuple[str, str]] | None = None,
-                body: bytes = b"", *, timeout: float = 10.0) -> RawResponse:
+def raw_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    *,
+    timeout: float = 10.0,
+) -> RawResponse:
     """Send bytes the way a broken or hostile client would (no client-side validation)."""
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in headers or []]
-    if body and not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers or []):
+    if body and not any(
+        k.lower() in ("content-length", "transfer-encoding") for k, _ in headers or []
+    ):
         lines.append(f"Content-Length: {len(body)}")
     data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -260,5 +301,5 @@ def _dechunk(data: bytes) -> bytes:
         if size == 0:
             break
         out += data[:size]
-        data = data[size + 2:]
+        data = data[size + 2 :]
     return out

@@ -30,8 +30,9 @@ def _root(
     database_url: DatabaseOpt = None,
 ) -> None:
     overrides = {"data_dir": data_dir, "database_url": database_url}
-    ctx.obj = CliState(config_file=config,
-                       overrides={k: v for k, v in overrides.items() if v is not None})
+    ctx.obj = CliState(
+        config_file=config, overrides={k: v for k, v in overrides.items() if v is not None}
+    )
 
 
 def make_app() -> typer.Typer:

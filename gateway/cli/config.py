@@ -17,21 +17,35 @@ keys_app = typer.Typer(help="Encryption keys for provider API keys at rest.", no
 
 
 @config_app.command("show")
-def show(ctx: typer.Context,
-         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def show(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
     """Print every setting, its value (secrets masked) and where it came from."""
     loaded = state(ctx).loaded()
     rows = [
-        (f, gs.display_value(loaded, f), loaded.sources[f], gs.flag_name(f), gs.env_name(f),
-         gs.option_name(f))
+        (
+            f,
+            gs.display_value(loaded, f),
+            loaded.sources[f],
+            gs.flag_name(f),
+            gs.env_name(f),
+            gs.option_name(f),
+        )
         for f in gs.field_names()
     ]
     if as_json:
-        output.print_json({r[0]: {"value": r[1], "source": r[2], "flag": r[3], "env": r[4],
-                                  "option": r[5]} for r in rows})
+        output.print_json(
+            {
+                r[0]: {"value": r[1], "source": r[2], "flag": r[3], "env": r[4], "option": r[5]}
+                for r in rows
+            }
+        )
         return
-    output.print_table(f"settings (config file: {loaded.config_file or 'none'})",
-                       ["setting", "value", "source", "flag", "env", "mitmproxy option"], rows)
+    output.print_table(
+        f"settings (config file: {loaded.config_file or 'none'})",
+        ["setting", "value", "source", "flag", "env", "mitmproxy option"],
+        rows,
+    )
 
 
 @keys_app.command("generate")

@@ -14,8 +14,9 @@ from gateway.runtime import url_checker
 from gateway.store import SYSTEM_ACTOR
 from gateway.store import providers as store
 
-app = typer.Typer(help="AI providers: each gets a route at /api/v2/aibridge/<name>/.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="AI providers: each gets a route at /api/v2/aibridge/<name>/.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -24,13 +25,21 @@ def _show(p: ProviderPublic, as_json: bool) -> None:
     if as_json:
         output.print_json(p)
         return
-    output.print_kv(f"provider {p.name}", [
-        ("id", p.id), ("type", p.type), ("name", p.name), ("display name", p.display_name),
-        ("enabled", p.enabled), ("base url", p.base_url),
-        ("api keys", ", ".join(k.masked for k in p.api_keys)),
-        ("route", f"/api/v2/aibridge/{p.name}/"), ("created", p.created_at),
-        ("updated", p.updated_at),
-    ])
+    output.print_kv(
+        f"provider {p.name}",
+        [
+            ("id", p.id),
+            ("type", p.type),
+            ("name", p.name),
+            ("display name", p.display_name),
+            ("enabled", p.enabled),
+            ("base url", p.base_url),
+            ("api keys", ", ".join(k.masked for k in p.api_keys)),
+            ("route", f"/api/v2/aibridge/{p.name}/"),
+            ("created", p.created_at),
+            ("updated", p.updated_at),
+        ],
+    )
 
 
 @app.command("add")
@@ -53,11 +62,22 @@ def add(
         output.usage_error(f"--type must be one of {', '.join(PROVIDER_TYPE_NAMES)}")
     st = state(ctx)
     keyring = st.keyring()
-    data = ProviderCreate(type=type_, name=name, display_name=display_name,  # type: ignore[arg-type]
-                          enabled=not disabled, base_url=base_url, api_keys=api_key)
+    data = ProviderCreate(
+        type=type_,  # type: ignore[arg-type]
+        name=name,
+        display_name=display_name,
+        enabled=not disabled,
+        base_url=base_url,
+        api_keys=api_key,
+    )
     with session(ctx) as s:
-        p = store.create_provider(s, data=data, keyring=keyring, actor=SYSTEM_ACTOR,
-                                  check_url=url_checker(st.loaded().settings))
+        p = store.create_provider(
+            s,
+            data=data,
+            keyring=keyring,
+            actor=SYSTEM_ACTOR,
+            check_url=url_checker(st.loaded().settings),
+        )
         public = store.to_public(s, p)
     if not as_json:
         output.info(f"added provider {public.name!r}: route /api/v2/aibridge/{public.name}/")
@@ -76,10 +96,14 @@ def list_(
     if as_json:
         output.print_json(items)
         return
-    output.print_table("providers", ["name", "type", "enabled", "endpoint", "keys"], [
-        (p.name, p.type, p.enabled, p.base_url, ", ".join(k.masked for k in p.api_keys))
-        for p in items
-    ])
+    output.print_table(
+        "providers",
+        ["name", "type", "enabled", "endpoint", "keys"],
+        [
+            (p.name, p.type, p.enabled, p.base_url, ", ".join(k.masked for k in p.api_keys))
+            for p in items
+        ],
+    )
 
 
 @app.command("show")
@@ -109,8 +133,14 @@ def _apply(ctx: typer.Context, name: str, changes: ProviderUpdate, as_json: bool
     keyring = st.keyring()
     with session(ctx) as s:
         p = store.get_provider(s, ref=name)
-        store.update_provider(s, provider=p, changes=changes, keyring=keyring, actor=SYSTEM_ACTOR,
-                              check_url=url_checker(st.loaded().settings))
+        store.update_provider(
+            s,
+            provider=p,
+            changes=changes,
+            keyring=keyring,
+            actor=SYSTEM_ACTOR,
+            check_url=url_checker(st.loaded().settings),
+        )
         public = store.to_public(s, p)
     _show(public, as_json)
 
@@ -147,8 +177,11 @@ def rotate_key(
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, name: str,
-           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+def delete(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
     """Delete a provider (soft delete; the name can be reused)."""
     if not yes and not typer.confirm(f"Delete provider {name!r}?", default=False, err=True):
         output.fail("not deleted")

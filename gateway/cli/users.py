@@ -15,19 +15,24 @@ from gateway.store import users as store
 from gateway.units import parse_duration
 
 users_app = typer.Typer(help="Gateway users (admin, auditor, member).", no_args_is_help=True)
-tokens_app = typer.Typer(help="Users' gateway tokens (shown once, stored hashed).",
-                         no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Users' gateway tokens (shown once, stored hashed).", no_args_is_help=True
+)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @users_app.command("create")
-def create(ctx: typer.Context, username: str,
-           role: Annotated[str, typer.Option(help="admin, auditor or member.")] = "member",
-           as_json: JsonOpt = False) -> None:
+def create(
+    ctx: typer.Context,
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, auditor or member.")] = "member",
+    as_json: JsonOpt = False,
+) -> None:
     """Create a user."""
     with session(ctx) as s:
-        user = store.user_public(store.create_user(s, username=username, role=role,
-                                                   actor=SYSTEM_ACTOR))
+        user = store.user_public(
+            store.create_user(s, username=username, role=role, actor=SYSTEM_ACTOR)
+        )
     if as_json:
         output.print_json(user)
     else:
@@ -42,14 +47,18 @@ def list_users(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         output.print_json(users)
         return
-    output.print_table("users", ["username", "role", "disabled", "created"],
-                       [(u.username, u.role, u.disabled, u.created_at) for u in users])
+    output.print_table(
+        "users",
+        ["username", "role", "disabled", "created"],
+        [(u.username, u.role, u.disabled, u.created_at) for u in users],
+    )
 
 
 def _set_disabled(ctx: typer.Context, username: str, disabled: bool) -> None:
     with session(ctx) as s:
-        store.update_user(s, user=store.get_user(s, username=username), actor=SYSTEM_ACTOR,
-                          disabled=disabled)
+        store.update_user(
+            s, user=store.get_user(s, username=username), actor=SYSTEM_ACTOR, disabled=disabled
+        )
     output.say(f"user {username!r} {'disabled' if disabled else 'enabled'}")
 
 
@@ -87,8 +96,9 @@ def create_token(
         expires = datetime.now(UTC) + lifetime
     with session(ctx) as s:
         owner = store.get_user(s, username=user)
-        created = store.create_token(s, user=owner, name=name, expires_at=expires,
-                                     actor=SYSTEM_ACTOR)
+        created = store.create_token(
+            s, user=owner, name=name, expires_at=expires, actor=SYSTEM_ACTOR
+        )
     if as_json:
         output.print_json(created)
         return
@@ -110,10 +120,14 @@ def list_tokens(
         output.print_json(items)
         return
     columns = ["id", "user", "name", "hint", "expires", "last used", "revoked"]
-    output.print_table("tokens", columns, [
-        (t.id, t.username, t.name, t.hint, t.expires_at, t.last_used_at, t.revoked_at)
-        for t in items
-    ])
+    output.print_table(
+        "tokens",
+        columns,
+        [
+            (t.id, t.username, t.name, t.hint, t.expires_at, t.last_used_at, t.revoked_at)
+            for t in items
+        ],
+    )
 
 
 @tokens_app.command("revoke")

@@ -43,7 +43,7 @@ class OpenAIType:
 
 @dataclass(frozen=True, slots=True)
 class OpenAICompatType:
-    """Any server speaking the OpenAI wire formats (vLLM, Ollama, LM Studio, ...): no default URL."""
+    """Any server speaking the OpenAI wire formats (vLLM, Ollama, LM Studio...): no default URL."""
 
     name: str = "openai-compat"
     default_base_url: str | None = None

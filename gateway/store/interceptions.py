@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, func, or_, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlmodel import Session, col
 
 from gateway.store.errors import NotFound
 from schema.models import Interception, ModelThought, PromptUsage, TokenUsage, ToolUsage, User
@@ -122,41 +122,47 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise ValueError("invalid cursor") from exc
 
 
-def _where(stmt: Select[Any], f: InterceptionFilter) -> Select[Any]:
-    I = Interception  # noqa: N806
-    conds = []
+def _where(stmt: Any, f: InterceptionFilter) -> Any:
+    Ix = Interception
+    conds: list[ColumnElement[bool]] = []
     if f.user_id is not None:
-        conds.append(I.initiator_id == f.user_id)
+        conds.append(col(Ix.initiator_id) == f.user_id)
     if f.username is not None:
-        conds.append(I.initiator_id.in_(select(User.id).where(User.username == f.username)))  # type: ignore[union-attr]
-    if f.provider:
-        conds.append(I.provider_name == f.provider)
-    if f.model:
-        conds.append(I.model == f.model)
-    if f.client:
-        conds.append(I.client == f.client)
-    if f.status:
-        conds.append(I.status == f.status)
+        users = select(col(User.id)).where(col(User.username) == f.username)
+        conds.append(col(Ix.initiator_id).in_(users))
+    for column, value in (
+        (Ix.provider_name, f.provider),
+        (Ix.model, f.model),
+        (Ix.client, f.client),
+        (Ix.status, f.status),
+    ):
+        if value:
+            conds.append(col(column) == value)
     if f.since:
-        conds.append(I.started_at >= f.since)
+        conds.append(col(Ix.started_at) >= f.since)
     if f.until:
-        conds.append(I.started_at < f.until)
+        conds.append(col(Ix.started_at) < f.until)
     if f.search:
         like = f"%{f.search}%"
-        prompt_match = select(PromptUsage.interception_id).where(PromptUsage.prompt.like(like))  # type: ignore[attr-defined]
-        conds.append(or_(I.id.in_(prompt_match), I.model.like(like), I.provider_name.like(like)))  # type: ignore[attr-defined,union-attr]
+        prompts = select(col(PromptUsage.interception_id)).where(col(PromptUsage.prompt).like(like))
+        conds.append(
+            or_(col(Ix.id).in_(prompts), col(Ix.model).like(like), col(Ix.provider_name).like(like))
+        )
     return stmt.where(and_(*conds)) if conds else stmt
 
 
-def list_interceptions(session: Session, *, filters: InterceptionFilter, limit: int = 50,
-                       cursor: str | None = None) -> Page:
+def list_interceptions(
+    session: Session, *, filters: InterceptionFilter, limit: int = 50, cursor: str | None = None
+) -> Page:
     """Newest first. `cursor` continues after the last item of the previous page."""
-    I = Interception  # noqa: N806
-    stmt = _where(select(I), filters)
+    Ix = Interception
+    stmt = _where(select(Ix), filters)
     if cursor:
         started, iid = _decode_cursor(cursor)
-        stmt = stmt.where(or_(I.started_at < started, and_(I.started_at == started, I.id < iid)))  # type: ignore[arg-type,operator]
-    stmt = stmt.order_by(I.started_at.desc(), I.id.desc()).limit(limit + 1)  # type: ignore[attr-defined,union-attr]
+        stmt = stmt.where(
+            or_(col(Ix.started_at) < started, and_(col(Ix.started_at) == started, col(Ix.id) < iid))
+        )
+    stmt = stmt.order_by(col(Ix.started_at).desc(), col(Ix.id).desc()).limit(limit + 1)
     rows = list(session.execute(stmt).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -169,31 +175,45 @@ def _publics(session: Session, rows: list[Interception]) -> list[InterceptionPub
     names: dict[uuid.UUID, str] = {}
     users = {r.initiator_id for r in rows if r.initiator_id}
     if users:
-        for uid, name in session.execute(select(User.id, User.username).where(User.id.in_(users))):  # type: ignore[attr-defined]
+        stmt = select(col(User.id), col(User.username)).where(col(User.id).in_(users))
+        for uid, name in session.execute(stmt):
             names[uid] = name
     prompts: dict[uuid.UUID, str] = {}
     totals: dict[uuid.UUID, tuple[int, int, int, int]] = {}
     if ids:
-        for iid, prompt in session.execute(
-            select(PromptUsage.interception_id, PromptUsage.prompt).where(PromptUsage.interception_id.in_(ids))  # type: ignore[attr-defined]
-        ):
+        pstmt = select(col(PromptUsage.interception_id), col(PromptUsage.prompt)).where(
+            col(PromptUsage.interception_id).in_(ids)
+        )
+        for iid, prompt in session.execute(pstmt):
             prompts[iid] = prompt
-        T = TokenUsage  # noqa: N806
-        for iid, a, b, c, d in session.execute(
-            select(T.interception_id, func.sum(T.input_tokens), func.sum(T.output_tokens),
-                   func.sum(T.cache_read_input_tokens), func.sum(T.cache_write_input_tokens))
-            .where(T.interception_id.in_(ids)).group_by(T.interception_id)  # type: ignore[attr-defined]
-        ):
+        T = TokenUsage
+        tstmt = (
+            select(
+                col(T.interception_id),
+                func.sum(T.input_tokens),
+                func.sum(T.output_tokens),
+                func.sum(T.cache_read_input_tokens),
+                func.sum(T.cache_write_input_tokens),
+            )
+            .where(col(T.interception_id).in_(ids))
+            .group_by(col(T.interception_id))
+        )
+        for iid, a, b, c, d in session.execute(tstmt):
             totals[iid] = (int(a or 0), int(b or 0), int(c or 0), int(d or 0))
     out = []
     for r in rows:
         t = totals.get(r.id, (0, 0, 0, 0))
-        out.append(InterceptionPublic(
-            **r.model_dump(exclude={"metadata_", "instance_id", "api_token_id", "provider_id"}),
-            initiator=names.get(r.initiator_id) if r.initiator_id else None,
-            prompt=prompts.get(r.id), input_tokens=t[0], output_tokens=t[1],
-            cache_read_input_tokens=t[2], cache_write_input_tokens=t[3],
-        ))
+        out.append(
+            InterceptionPublic(
+                **r.model_dump(exclude={"metadata_", "instance_id", "api_token_id", "provider_id"}),
+                initiator=names.get(r.initiator_id) if r.initiator_id else None,
+                prompt=prompts.get(r.id),
+                input_tokens=t[0],
+                output_tokens=t[1],
+                cache_read_input_tokens=t[2],
+                cache_write_input_tokens=t[3],
+            )
+        )
     return out
 
 
@@ -204,53 +224,79 @@ def get_interception(session: Session, *, interception_id: uuid.UUID) -> Interce
     public = _publics(session, [row])[0]
 
     def rows(model: Any) -> list[Any]:
-        stmt = select(model).where(model.interception_id == interception_id).order_by(model.created_at)
+        stmt = (
+            select(model).where(model.interception_id == interception_id).order_by(model.created_at)
+        )
         return list(session.execute(stmt).scalars())
 
     return InterceptionDetail(
         **public.model_dump(),
-        token_usages=[UsagePublic(**u.model_dump(exclude={"metadata_"}), metadata=u.metadata_)
-                      for u in rows(TokenUsage)],
+        token_usages=[
+            UsagePublic(**u.model_dump(exclude={"metadata_"}), metadata=u.metadata_)
+            for u in rows(TokenUsage)
+        ],
         tools=[ToolPublic(**t.model_dump()) for t in rows(ToolUsage)],
-        thoughts=[ThoughtPublic(content=t.content, metadata=t.metadata_, created_at=t.created_at)
-                  for t in rows(ModelThought)],
+        thoughts=[
+            ThoughtPublic(content=t.content, metadata=t.metadata_, created_at=t.created_at)
+            for t in rows(ModelThought)
+        ],
     )
 
 
-def usage_totals(session: Session, *, group_by: GroupBy, filters: InterceptionFilter
-                 ) -> list[UsageRow]:
+def usage_totals(
+    session: Session, *, group_by: GroupBy, filters: InterceptionFilter
+) -> list[UsageRow]:
     """Token totals (and interception counts) per user, provider, model, client or day."""
-    I, T = Interception, TokenUsage  # noqa: N806
+    Ix, T = Interception, TokenUsage
     key: Any
     joins_user = group_by == "user"
     if group_by == "user":
         key = func.coalesce(User.username, "(unknown)")
     elif group_by == "provider":
-        key = I.provider_name
+        key = Ix.provider_name
     elif group_by == "model":
-        key = func.coalesce(I.model, "(unknown)")
+        key = func.coalesce(Ix.model, "(unknown)")
     elif group_by == "client":
-        key = I.client
+        key = Ix.client
     else:
-        key = func.substr(func.cast(I.started_at, _text_type()), 1, 10)
+        key = func.substr(func.cast(col(Ix.started_at), _text_type()), 1, 10)
     per_interception = (
-        select(T.interception_id.label("iid"), func.sum(T.input_tokens).label("i"),  # type: ignore[attr-defined]
-               func.sum(T.output_tokens).label("o"), func.sum(T.cache_read_input_tokens).label("r"),
-               func.sum(T.cache_write_input_tokens).label("w"))
-        .group_by(T.interception_id).subquery()
+        select(
+            col(T.interception_id).label("iid"),
+            func.sum(T.input_tokens).label("i"),
+            func.sum(T.output_tokens).label("o"),
+            func.sum(T.cache_read_input_tokens).label("r"),
+            func.sum(T.cache_write_input_tokens).label("w"),
+        )
+        .group_by(col(T.interception_id))
+        .subquery()
     )
-    stmt = select(
-        key.label("key"), func.count(I.id), func.coalesce(func.sum(per_interception.c.i), 0),
-        func.coalesce(func.sum(per_interception.c.o), 0),
-        func.coalesce(func.sum(per_interception.c.r), 0),
-        func.coalesce(func.sum(per_interception.c.w), 0),
-    ).select_from(I).outerjoin(per_interception, per_interception.c.iid == I.id)
+    stmt = (
+        select(
+            key.label("key"),
+            func.count(col(Ix.id)),
+            func.coalesce(func.sum(per_interception.c.i), 0),
+            func.coalesce(func.sum(per_interception.c.o), 0),
+            func.coalesce(func.sum(per_interception.c.r), 0),
+            func.coalesce(func.sum(per_interception.c.w), 0),
+        )
+        .select_from(Ix)
+        .outerjoin(per_interception, per_interception.c.iid == Ix.id)
+    )
     if joins_user:
-        stmt = stmt.outerjoin(User, User.id == I.initiator_id)
+        stmt = stmt.outerjoin(User, col(User.id) == col(Ix.initiator_id))
     stmt = _where(stmt, filters).group_by(key).order_by(key)
-    return [UsageRow(key=str(k), interceptions=n, input_tokens=int(a), output_tokens=int(b),
-                     cache_read_input_tokens=int(c), cache_write_input_tokens=int(d))
-            for k, n, a, b, c, d in session.execute(stmt)]
+    return [
+        UsageRow(
+            key=str(k),
+            interceptions=n,
+            input_tokens=int(a),
+            output_tokens=int(b),
+            cache_read_input_tokens=int(c),
+            cache_write_input_tokens=int(d),
+        )
+        for k, n, a, b, c, d in session.execute(stmt)
+    ]
 
 
 def _text_type() -> Any:

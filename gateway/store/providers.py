@@ -257,9 +257,7 @@ def load_live_providers(session: Session, *, keyring: Keyring) -> list[Decrypted
     return out
 
 
-def rotate_encryption(
-    session: Session, *, keyring: Keyring, actor: Actor = SYSTEM_ACTOR
-) -> int:
+def rotate_encryption(session: Session, *, keyring: Keyring, actor: Actor = SYSTEM_ACTOR) -> int:
     """Re-encrypt every key not sealed with the primary encryption key. Returns the count.
 
     Raises KeyringError (nothing changed) when a key was sealed with a key not configured.
@@ -272,7 +270,14 @@ def rotate_encryption(
             session.add(key)
             count += 1
     if count:
-        audit(session, actor=actor, action="keys.rotate", target_type="provider_keys",
-              target_id=None, target_name=None, details={"reencrypted": count})
+        audit(
+            session,
+            actor=actor,
+            action="keys.rotate",
+            target_type="provider_keys",
+            target_id=None,
+            target_name=None,
+            details={"reencrypted": count},
+        )
     session.flush()
     return count

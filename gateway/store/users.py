@@ -50,8 +50,15 @@ def create_user(session: Session, *, username: str, role: str, actor: Actor) -> 
         session.flush()
     except IntegrityError as exc:  # created by another process since the check
         raise taken from exc
-    audit(session, actor=actor, action="user.create", target_type="user", target_id=user.id,
-          target_name=username, details={"role": role})
+    audit(
+        session,
+        actor=actor,
+        action="user.create",
+        target_type="user",
+        target_id=user.id,
+        target_name=username,
+        details={"role": role},
+    )
     return user
 
 
@@ -74,8 +81,15 @@ def update_user(
         details["disabled"] = disabled
     user.updated_at = utcnow()
     session.add(user)
-    audit(session, actor=actor, action="user.update", target_type="user", target_id=user.id,
-          target_name=user.username, details=details)
+    audit(
+        session,
+        actor=actor,
+        action="user.update",
+        target_type="user",
+        target_id=user.id,
+        target_name=user.username,
+        details=details,
+    )
     session.flush()
     return user
 
@@ -100,16 +114,21 @@ def create_token(
     )
     session.add(row)
     session.flush()
-    audit(session, actor=actor, action="token.create", target_type="token", target_id=row.id,
-          target_name=name or row.hint, details={"user": user.username})
+    audit(
+        session,
+        actor=actor,
+        action="token.create",
+        target_type="token",
+        target_id=row.id,
+        target_name=name or row.hint,
+        details={"user": user.username},
+    )
     public = token_public(row, user.username)
     return TokenCreated(**public.model_dump(), token=plaintext)
 
 
 def list_tokens(session: Session, *, user: User | None = None) -> list[tuple[ApiToken, str]]:
-    stmt = select(ApiToken, col(User.username)).join(
-        User, col(User.id) == col(ApiToken.user_id)
-    )
+    stmt = select(ApiToken, col(User.username)).join(User, col(User.id) == col(ApiToken.user_id))
     if user is not None:
         stmt = stmt.where(col(ApiToken.user_id) == user.id)
     stmt = stmt.order_by(col(ApiToken.created_at))
@@ -127,8 +146,14 @@ def revoke_token(session: Session, *, token: ApiToken, actor: Actor) -> ApiToken
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.add(token)
-        audit(session, actor=actor, action="token.revoke", target_type="token",
-              target_id=token.id, target_name=token.name or token.hint)
+        audit(
+            session,
+            actor=actor,
+            action="token.revoke",
+            target_type="token",
+            target_id=token.id,
+            target_name=token.name or token.hint,
+        )
         session.flush()
     return token
 

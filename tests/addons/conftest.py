@@ -32,9 +32,11 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    env = {"AI_GATEWAY_DATA_DIR": str(tmp_path / "data"),
-           "AI_GATEWAY_ENCRYPTION_KEYS": generate_key(),
-           "AI_GATEWAY_ALLOW_PRIVATE_UPSTREAMS": "true"}
+    env = {
+        "AI_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "AI_GATEWAY_ENCRYPTION_KEYS": generate_key(),
+        "AI_GATEWAY_ALLOW_PRIVATE_UPSTREAMS": "true",
+    }
     loaded = load_settings(environ=env)
     runtime = Runtime(loaded.settings)
     runtime.start()
@@ -54,8 +56,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     runtime.stop()
 
 
-def gateway_flow(path: str, method: str = "POST", headers: dict[str, str] | None = None,
-                 body: bytes = b"") -> http.HTTPFlow:
+def gateway_flow(
+    path: str, method: str = "POST", headers: dict[str, str] | None = None, body: bytes = b""
+) -> http.HTTPFlow:
     f = tflow.tflow()
     f.request = http.Request.make(method, f"http://localhost:1{path}", body, headers or {})
     return f

@@ -6,17 +6,22 @@ from addons.paths import Paths, split_gateway_path
 from tests.addons.conftest import World, gateway_flow
 
 
-@pytest.mark.parametrize("path,expected", [
-    ("/api/v2/aibridge/anthropic/v1/messages?beta=true",
-     ("anthropic", "/v1/messages", "/v1/messages", "beta=true")),
-    ("/api/v2/aibridge/openai", ("openai", "", "", "")),
-    ("/api/v2/aibridge/Anthropic/v1/messages", ("", "/v1/messages", "/v1/messages", "")),
-    ("/api/v2/aibridge/%2e%2e/v1", ("", "/v1", "/v1", "")),
-    ("/api/v2/aibridge/an%74hropic/v1", ("", "/v1", "/v1", "")),
-    ("/api/v2/aibridge/a/v1/%2e%2e/x", ("a", "/v1/../x", "/v1/%2e%2e/x", "")),
-    ("/v1/messages", None),
-    ("/api/v2/aibridgex/a/v1", None),
-])
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        (
+            "/api/v2/aibridge/anthropic/v1/messages?beta=true",
+            ("anthropic", "/v1/messages", "/v1/messages", "beta=true"),
+        ),
+        ("/api/v2/aibridge/openai", ("openai", "", "", "")),
+        ("/api/v2/aibridge/Anthropic/v1/messages", ("", "/v1/messages", "/v1/messages", "")),
+        ("/api/v2/aibridge/%2e%2e/v1", ("", "/v1", "/v1", "")),
+        ("/api/v2/aibridge/an%74hropic/v1", ("", "/v1", "/v1", "")),
+        ("/api/v2/aibridge/a/v1/%2e%2e/x", ("a", "/v1/../x", "/v1/%2e%2e/x", "")),
+        ("/v1/messages", None),
+        ("/api/v2/aibridgex/a/v1", None),
+    ],
+)
 def test_split(path: str, expected: tuple[str, str, str, str] | None) -> None:
     assert split_gateway_path(path) == expected
 
@@ -33,10 +38,15 @@ def test_head_preflight(world: World) -> None:
     assert f.response is not None and f.response.status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/api/v2/aibridge/BAD/v1/messages",
-                                  "/api/v2/aibridge/a/v1/../v1/messages",
-                                  "/api/v2/aibridge/a/v1//messages",
-                                  "/api/v2/aibridge/a/v1/%00"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v2/aibridge/BAD/v1/messages",
+        "/api/v2/aibridge/a/v1/../v1/messages",
+        "/api/v2/aibridge/a/v1//messages",
+        "/api/v2/aibridge/a/v1/%00",
+    ],
+)
 def test_invalid_is_404_with_error_body(world: World, path: str) -> None:
     f = gateway_flow(path)
     Paths(world.gateway).requestheaders(f)
@@ -50,8 +60,9 @@ def test_invalid_is_404_with_error_body(world: World, path: str) -> None:
 def test_disabled_gateway(world: World) -> None:
     from gateway.settings import load_settings
 
-    world.gateway.loaded = load_settings({"enabled": False}, environ={
-        "AI_GATEWAY_DATA_DIR": str(world.runtime.settings.data_dir)})
+    world.gateway.loaded = load_settings(
+        {"enabled": False}, environ={"AI_GATEWAY_DATA_DIR": str(world.runtime.settings.data_dir)}
+    )
     f = gateway_flow("/api/v2/aibridge/openai/v1/chat/completions")
     Paths(world.gateway).requestheaders(f)
     assert f.response is not None and f.response.status_code == 404

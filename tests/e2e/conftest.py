@@ -21,12 +21,14 @@ class Setup:
     openai_key: str
 
     def claude(self, **kwargs: Any) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=self.gw.url("anthropic"), api_key=self.token,
-                                   max_retries=0, **kwargs)
+        return anthropic.Anthropic(
+            base_url=self.gw.url("anthropic"), api_key=self.token, max_retries=0, **kwargs
+        )
 
     def oai(self, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.gw.url("openai", "/v1"), api_key=self.token,
-                             max_retries=0, **kwargs)
+        return openai.OpenAI(
+            base_url=self.gw.url("openai", "/v1"), api_key=self.token, max_retries=0, **kwargs
+        )
 
 
 def make_setup(gw: GatewayProcess, fake: Any) -> Setup:

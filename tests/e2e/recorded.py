@@ -25,8 +25,12 @@ class Recorded:
     def usage(self) -> tuple[int, int, int, int]:
         assert len(self.usages) == 1, self.usages
         u = self.usages[0]
-        return (u.input_tokens, u.output_tokens, u.cache_read_input_tokens,
-                u.cache_write_input_tokens)
+        return (
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_input_tokens,
+            u.cache_write_input_tokens,
+        )
 
 
 def _rows(session: Session, model: Any, iid: uuid.UUID) -> list[Any]:
@@ -34,7 +38,9 @@ def _rows(session: Session, model: Any, iid: uuid.UUID) -> list[Any]:
     return list(session.execute(stmt).scalars())
 
 
-def wait_recorded(engine: Engine, interception_id: str | uuid.UUID, timeout: float = 10.0) -> Recorded:
+def wait_recorded(
+    engine: Engine, interception_id: str | uuid.UUID, timeout: float = 10.0
+) -> Recorded:
     """Wait until the interception is closed in the database, then return all its rows."""
     iid = uuid.UUID(str(interception_id))
     deadline = time.monotonic() + timeout
@@ -42,8 +48,13 @@ def wait_recorded(engine: Engine, interception_id: str | uuid.UUID, timeout: flo
         with Session(engine) as s:
             row = s.get(Interception, iid)
             if row is not None and row.ended_at is not None:
-                return Recorded(row, _rows(s, TokenUsage, iid), _rows(s, PromptUsage, iid),
-                                _rows(s, ToolUsage, iid), _rows(s, ModelThought, iid))
+                return Recorded(
+                    row,
+                    _rows(s, TokenUsage, iid),
+                    _rows(s, PromptUsage, iid),
+                    _rows(s, ToolUsage, iid),
+                    _rows(s, ModelThought, iid),
+                )
         if time.monotonic() > deadline:
             raise TimeoutError(f"interception {iid} not closed in the database (row={row})")
         time.sleep(0.05)

@@ -154,8 +154,11 @@ class WireTap:
 
                 def bodiless(n: int, status_line: bytes, methods: list[bytes] = methods) -> bool:
                     code = status_line[9:12]
-                    return (n < len(methods) and methods[n] == b"HEAD") or code[:1] == b"1" \
+                    return (
+                        (n < len(methods) and methods[n] == b"HEAD")
+                        or code[:1] == b"1"
                         or code in (b"204", b"304")
+                    )
 
                 responses, stray = _messages(bytes(received.data), bodiless)
                 for n, (offset, start, fields) in enumerate(requests):
@@ -163,16 +166,19 @@ class WireTap:
                     status = int(responses[n][1][9:12]) if n < len(responses) else None
                     garbage = stray if n == len(responses) - 1 else b""
                     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in fields.items()}
-                    out.append(Exchange(method, target, status, sent.time_at(offset), garbage,
-                                        headers))
+                    out.append(
+                        Exchange(method, target, status, sent.time_at(offset), garbage, headers)
+                    )
         return sorted(out, key=lambda e: e.sent_at)
 
 
 _START_LINE = re.compile(rb"HTTP/1\.[01] \d{3}( |$)|[A-Z]+ \S+ HTTP/1\.[01]$")
 
 
-def _messages(data: bytes, bodiless: Callable[[int, bytes], bool],
-              ) -> tuple[list[tuple[int, bytes, dict[bytes, bytes]]], bytes]:
+def _messages(
+    data: bytes,
+    bodiless: Callable[[int, bytes], bool],
+) -> tuple[list[tuple[int, bytes, dict[bytes, bytes]]], bytes]:
     """(offset, start line, lower-cased headers) of each HTTP/1.1 message of one direction of a
     connection, and the bytes left over that do not frame as a message (e.g. a body sent after
     a HEAD response)."""
@@ -218,18 +224,28 @@ class CliRun:
     seconds: float
 
     def tail(self, chars: int = 3000) -> str:
-        return (f"$ {' '.join(self.cmd)}\nexit {self.returncode} after {self.seconds:.1f}s\n"
-                f"--- stdout (tail) ---\n{self.stdout[-chars:]}\n"
-                f"--- stderr (tail) ---\n{self.stderr[-chars:]}")
+        return (
+            f"$ {' '.join(self.cmd)}\nexit {self.returncode} after {self.seconds:.1f}s\n"
+            f"--- stdout (tail) ---\n{self.stdout[-chars:]}\n"
+            f"--- stderr (tail) ---\n{self.stderr[-chars:]}"
+        )
 
 
-def run_cli(cmd: list[str], *, env: dict[str, str], cwd: Path,
-            timeout: float = CLI_TIMEOUT) -> CliRun:
+def run_cli(
+    cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float = CLI_TIMEOUT
+) -> CliRun:
     """Run a CLI in its own session (so all its children can be killed), no stdin, bounded."""
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -253,10 +269,17 @@ def offline_env(home: Path, *, dead_proxy: bool = True) -> dict[str, str]:
     for sub in (".config", ".cache", ".local/share", ".local/state", "tmp"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "USER": "aibridge-test",
-        "LANG": "C.UTF-8", "TERM": "dumb", "NO_COLOR": "1", "TMPDIR": str(home / "tmp"),
-        "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local/share"), "XDG_STATE_HOME": str(home / ".local/state"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "USER": "aibridge-test",
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "NO_COLOR": "1",
+        "TMPDIR": str(home / "tmp"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
     }
     if dead_proxy:
         closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
@@ -277,8 +300,9 @@ def closed_interceptions(engine: Engine, count: int, timeout: float = 15.0) -> l
         if len(rows) >= count and all(r.ended_at is not None for r in rows):
             break
         if time.monotonic() > deadline:
-            raise TimeoutError(f"wanted {count} closed interceptions, have "
-                               f"{[(r.id, r.ended_at) for r in rows]}")
+            raise TimeoutError(
+                f"wanted {count} closed interceptions, have {[(r.id, r.ended_at) for r in rows]}"
+            )
         time.sleep(0.05)
     recs = [wait_recorded(engine, r.id) for r in rows]
     return sorted(recs, key=lambda r: r.interception.started_at)
@@ -286,8 +310,12 @@ def closed_interceptions(engine: Engine, count: int, timeout: float = 15.0) -> l
 
 def anthropic_usage(request_json: Any) -> tuple[int, int, int, int]:
     u = load_fake_provider().expected_usage("anthropic", request_json)
-    return (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"],
-            u["cache_creation_input_tokens"])
+    return (
+        u["input_tokens"],
+        u["output_tokens"],
+        u["cache_read_input_tokens"],
+        u["cache_creation_input_tokens"],
+    )
 
 
 def responses_usage(request_json: Any) -> tuple[int, int, int, int]:
@@ -299,9 +327,11 @@ def responses_usage(request_json: Any) -> tuple[int, int, int, int]:
 def diagnostics(setup: Setup, run: CliRun | None, tap: WireTap | None = None) -> str:
     wire = "\n".join(map(str, tap.exchanges())) if tap else "(no tap)"
     fake = "\n".join(f"{r.method} {r.path}?{r.query}" for r in setup.fake.requests)
-    return (f"{run.tail() if run else ''}\n--- CLI <-> gateway ---\n{wire}\n"
-            f"--- fake provider saw ---\n{fake}\n"
-            f"--- gateway log (tail) ---\n{setup.gw.logs()[-4000:]}")
+    return (
+        f"{run.tail() if run else ''}\n--- CLI <-> gateway ---\n{wire}\n"
+        f"--- fake provider saw ---\n{fake}\n"
+        f"--- gateway log (tail) ---\n{setup.gw.logs()[-4000:]}"
+    )
 
 
 def assert_gateway_token_hidden(setup: Setup, key_header: str, key_value: str) -> None:
@@ -329,25 +359,49 @@ def tap(setup: Setup) -> Iterator[WireTap]:
 # --- Claude Code -------------------------------------------------------------------------------
 
 
-def run_claude(setup: Setup, tap: WireTap, workdir: Path, prompt: str, *, auth_env: str,
-               essential_traffic_only: bool = True) -> CliRun:
+def run_claude(
+    setup: Setup,
+    tap: WireTap,
+    workdir: Path,
+    prompt: str,
+    *,
+    auth_env: str,
+    essential_traffic_only: bool = True,
+) -> CliRun:
     """`claude -p` through the relay. Without `essential_traffic_only` Claude Code also sends its
     preconnect `HEAD <base>/api/hello`, which it skips when a proxy is set: then no dead proxy."""
     home, cwd = workdir / "home", workdir / "project"
     cwd.mkdir(parents=True, exist_ok=True)
     env = offline_env(home, dead_proxy=essential_traffic_only)
-    env.update({
-        "ANTHROPIC_BASE_URL": tap.url("anthropic"), auth_env: setup.token,
-        "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
-        "DISABLE_BUG_COMMAND": "1", "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
-    })
+    env.update(
+        {
+            "ANTHROPIC_BASE_URL": tap.url("anthropic"),
+            auth_env: setup.token,
+            "DISABLE_AUTOUPDATER": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+            "DISABLE_BUG_COMMAND": "1",
+            "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
+        }
+    )
     if essential_traffic_only:
         env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
     trusted = {str(cwd): {"hasTrustDialogAccepted": True}}
     (home / ".claude.json").write_text(
-        json.dumps({"hasCompletedOnboarding": True, "projects": trusted}))
-    cmd = [require(CLAUDE), "-p", prompt, "--output-format", "json", "--max-turns", "4",
-           "--allowedTools", f"Bash({load_fake_provider().RUN_COMMAND})", "Read"]
+        json.dumps({"hasCompletedOnboarding": True, "projects": trusted})
+    )
+    cmd = [
+        require(CLAUDE),
+        "-p",
+        prompt,
+        "--output-format",
+        "json",
+        "--max-turns",
+        "4",
+        "--allowedTools",
+        f"Bash({load_fake_provider().RUN_COMMAND})",
+        "Read",
+    ]
     return run_cli(cmd, env=env, cwd=cwd)
 
 
@@ -364,8 +418,9 @@ def _tool_results(request_json: Any) -> list[dict[str, Any]]:
     return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
-def check_claude_round_trip(setup: Setup, run: CliRun, tool: str, tool_input: dict[str, Any],
-                            prompt: str, why: str) -> str:
+def check_claude_round_trip(
+    setup: Setup, run: CliRun, tool: str, tool_input: dict[str, Any], prompt: str, why: str
+) -> str:
     """All the Claude Code rows; returns the tool_result content Claude Code sent back."""
     assert run.returncode == 0, why
     result = json.loads(run.stdout)
@@ -380,7 +435,9 @@ def check_claude_round_trip(setup: Setup, run: CliRun, tool: str, tool_input: di
     for rec in recs:
         i = rec.interception
         assert (i.client, i.client_session_id, i.status) == ("Claude Code", session, "completed"), (
-            i.error_message, why)
+            i.error_message,
+            why,
+        )
         assert i.provider_name == "anthropic" and i.streamed, why
     callers = [rec for rec in recs if rec.tools]
     assert len(callers) == 1 and len(callers[0].tools) == 1, why
@@ -389,11 +446,18 @@ def check_claude_round_trip(setup: Setup, run: CliRun, tool: str, tool_input: di
     followers = [rec for rec in recs if rec.interception.correlating_tool_call_id]
     assert [r.interception.correlating_tool_call_id for r in followers] == [call.tool_call_id], why
     # the requests behind them: turn 2 carries the tool_result, turn 1 the prompt and the tool
-    turn2 = [r.json() for r in reqs
-             if any(b.get("tool_use_id") == call.tool_call_id for b in _tool_results(r.json()))]
-    turn1 = [r.json() for r in reqs if not _tool_results(r.json())
-             and prompt in json.dumps(_last_user(r.json()))
-             and tool in [t.get("name") for t in r.json().get("tools", [])]]
+    turn2 = [
+        r.json()
+        for r in reqs
+        if any(b.get("tool_use_id") == call.tool_call_id for b in _tool_results(r.json()))
+    ]
+    turn1 = [
+        r.json()
+        for r in reqs
+        if not _tool_results(r.json())
+        and prompt in json.dumps(_last_user(r.json()))
+        and tool in [t.get("name") for t in r.json().get("tools", [])]
+    ]
     assert len(turn1) == len(turn2) == 1, why
     for rec, body in ((callers[0], turn1[0]), (followers[0], turn2[0])):
         assert rec.usage == anthropic_usage(body), why
@@ -405,8 +469,9 @@ def check_claude_round_trip(setup: Setup, run: CliRun, tool: str, tool_input: di
     return content if isinstance(content, str) else json.dumps(content)
 
 
-def test_claude_code_bash_round_trip_with_auth_token(setup: Setup, tap: WireTap,
-                                                     tmp_path: Path) -> None:
+def test_claude_code_bash_round_trip_with_auth_token(
+    setup: Setup, tap: WireTap, tmp_path: Path
+) -> None:
     """ANTHROPIC_AUTH_TOKEN (Authorization: Bearer); the fake asks for Bash `echo`."""
     prompt = "TOOLRUN please run the greeting command"
     run = run_claude(setup, tap, tmp_path, prompt, auth_env="ANTHROPIC_AUTH_TOKEN")
@@ -417,11 +482,13 @@ def test_claude_code_bash_round_trip_with_auth_token(setup: Setup, tap: WireTap,
     wire = clean_wire(tap, why)
     assert {(e.method, e.status) for e in wire} == {("POST", 200)}, why
     assert {(e.headers.get("authorization"), e.headers.get("x-api-key")) for e in wire} == {
-        (f"Bearer {setup.token}", None)}, why
+        (f"Bearer {setup.token}", None)
+    }, why
 
 
-def test_claude_code_read_round_trip_with_api_key(setup: Setup, tap: WireTap,
-                                                  tmp_path: Path) -> None:
+def test_claude_code_read_round_trip_with_api_key(
+    setup: Setup, tap: WireTap, tmp_path: Path
+) -> None:
     """ANTHROPIC_API_KEY (x-api-key); the fake asks for Read of a file in the project."""
     hello = tmp_path / "project" / "hello.txt"
     hello.parent.mkdir(parents=True)
@@ -434,22 +501,26 @@ def test_claude_code_read_round_trip_with_api_key(setup: Setup, tap: WireTap,
     wire = clean_wire(tap, why)
     assert {(e.method, e.status) for e in wire} == {("POST", 200)}, why
     assert {(e.headers.get("authorization"), e.headers.get("x-api-key")) for e in wire} == {
-        (None, setup.token)}, why
+        (None, setup.token)
+    }, why
 
 
-def test_claude_code_preconnect_head_reaches_gateway(setup: Setup, tap: WireTap,
-                                                     tmp_path: Path) -> None:
+def test_claude_code_preconnect_head_reaches_gateway(
+    setup: Setup, tap: WireTap, tmp_path: Path
+) -> None:
     """Default traffic: Claude Code fires `HEAD <base>/api/hello` (no credentials, result
     ignored) next to its first request; the gateway must answer it, and the run still works."""
-    run = run_claude(setup, tap, tmp_path, "hi", auth_env="ANTHROPIC_API_KEY",
-                     essential_traffic_only=False)
+    run = run_claude(
+        setup, tap, tmp_path, "hi", auth_env="ANTHROPIC_API_KEY", essential_traffic_only=False
+    )
     why = diagnostics(setup, run, tap)
     assert run.returncode == 0 and json.loads(run.stdout).get("result"), why
     heads = [e for e in tap.exchanges() if e.method == "HEAD"]
     assert [e.target for e in heads] == ["/api/v2/aibridge/anthropic/api/hello"], why
     assert all(e.status is not None and e.status < 500 for e in heads), why
     assert [(e.method, e.status) for e in tap.exchanges() if e.method != "HEAD"] == [
-        ("POST", 200)], why
+        ("POST", 200)
+    ], why
     head = heads[0]
     assert head.status == 200, why  # like the provider root: a credential-free preflight
     assert not head.stray, f"{len(head.stray)} body bytes after a HEAD response: {why}"
@@ -461,11 +532,14 @@ CODEX_MODEL = "gpt-5.1-codex"
 
 
 def codex_config(base_url: str, *, custom_provider: bool) -> str:
-    top = (f'model = "{CODEX_MODEL}"\napproval_policy = "never"\n'
-           'check_for_update_on_startup = false\n')
+    top = (
+        f'model = "{CODEX_MODEL}"\napproval_policy = "never"\ncheck_for_update_on_startup = false\n'
+    )
     if not custom_provider:  # the built-in "openai" provider, pointed at the gateway
         return top + f'openai_base_url = "{base_url}"\n\n[analytics]\nenabled = false\n'
-    return top + f'''model_provider = "aibridge"
+    return (
+        top
+        + f'''model_provider = "aibridge"
 
 [analytics]
 enabled = false
@@ -479,22 +553,35 @@ supports_websockets = false
 request_max_retries = 0
 stream_max_retries = 0
 '''
+    )
 
 
-def run_codex(setup: Setup, tap: WireTap, workdir: Path, prompt: str, *,
-              custom_provider: bool = True) -> CliRun:
+def run_codex(
+    setup: Setup, tap: WireTap, workdir: Path, prompt: str, *, custom_provider: bool = True
+) -> CliRun:
     home, cwd = workdir / "home", workdir / "project"
     cwd.mkdir(parents=True, exist_ok=True)
     env = offline_env(home)
     codex_home = home / ".codex"
     codex_home.mkdir()
     (codex_home / "config.toml").write_text(
-        codex_config(tap.url("openai", "/v1"), custom_provider=custom_provider))
+        codex_config(tap.url("openai", "/v1"), custom_provider=custom_provider)
+    )
     env["CODEX_HOME"] = str(codex_home)
     env["AIBRIDGE_TOKEN" if custom_provider else "CODEX_API_KEY"] = setup.token
     # The fake's TOOLRUN command is a fixed `echo`: no need for Codex's sandbox (bubblewrap).
-    cmd = [require(CODEX), "exec", "--skip-git-repo-check", "--strict-config", "--ephemeral",
-           "--json", "--color", "never", "--dangerously-bypass-approvals-and-sandbox", prompt]
+    cmd = [
+        require(CODEX),
+        "exec",
+        "--skip-git-repo-check",
+        "--strict-config",
+        "--ephemeral",
+        "--json",
+        "--color",
+        "never",
+        "--dangerously-bypass-approvals-and-sandbox",
+        prompt,
+    ]
     return run_cli(cmd, env=env, cwd=cwd)
 
 
@@ -514,19 +601,23 @@ def check_codex_round_trip(setup: Setup, run: CliRun, prompt: str, why: str) -> 
     assert [i["text"] for i in items if i["type"] == "agent_message"] == ["Done."], why
     commands = [i for i in items if i["type"] == "command_execution"]
     assert [(c["exit_code"], RUN_OUTPUT in c["aggregated_output"]) for c in commands] == [
-        (0, True)], why
+        (0, True)
+    ], why
     reqs = [r for r in setup.fake.requests if r.method == "POST" and r.path == "/v1/responses"]
     sessions = {r.header("session-id") for r in reqs}
     assert len(sessions) == 1 and None not in sessions, (sessions, why)
     session = sessions.pop()
-    assert [e.get("thread_id") for e in events if e.get("type") == "thread.started"] == [
-        session], why
+    assert [e.get("thread_id") for e in events if e.get("type") == "thread.started"] == [session], (
+        why
+    )
     recs = closed_interceptions(setup.gw.admin.engine, len(reqs))
     assert len(recs) == len(reqs) == 2, why
     for rec in recs:
         i = rec.interception
         assert (i.client, i.client_session_id, i.status) == ("Codex", session, "completed"), (
-            i.error_message, why)
+            i.error_message,
+            why,
+        )
         assert (i.provider_name, i.model, i.streamed) == ("openai", CODEX_MODEL, True), why
     first, second = recs
     req1, req2 = reqs
@@ -535,11 +626,15 @@ def check_codex_round_trip(setup: Setup, run: CliRun, prompt: str, why: str) -> 
     output = _input_items(req2.json())[-1]
     assert output.get("type") == "function_call_output", why
     assert RUN_OUTPUT in str(output.get("output")), why
-    echoed = [i for i in _input_items(req2.json())
-              if i.get("type") == "function_call" and i.get("call_id") == output.get("call_id")]
+    echoed = [
+        i
+        for i in _input_items(req2.json())
+        if i.get("type") == "function_call" and i.get("call_id") == output.get("call_id")
+    ]
     assert len(echoed) == 1, why
     assert [(t.tool, t.tool_call_id, t.input) for t in first.tools] == [
-        ("exec_command", output["call_id"], echoed[0]["arguments"])], why
+        ("exec_command", output["call_id"], echoed[0]["arguments"])
+    ], why
     assert json.loads(first.tools[0].input) == {"cmd": load_fake_provider().RUN_COMMAND}, why
     assert first.interception.correlating_tool_call_id is None, why
     assert second.interception.correlating_tool_call_id == output["call_id"], why
@@ -559,8 +654,9 @@ def test_codex_exec_command_round_trip(setup: Setup, tap: WireTap, tmp_path: Pat
     assert [(e.method, e.status) for e in clean_wire(tap, why)] == [("POST", 200)] * 2, why
 
 
-def test_codex_builtin_provider_falls_back_from_websocket(setup: Setup, tap: WireTap,
-                                                          tmp_path: Path) -> None:
+def test_codex_builtin_provider_falls_back_from_websocket(
+    setup: Setup, tap: WireTap, tmp_path: Path
+) -> None:
     """Built-in provider + CODEX_API_KEY: Codex first tries a WebSocket upgrade
     (`GET /v1/responses`); the gateway's 426 must make it fall back to HTTP streaming at once."""
     prompt = "TOOLRUN please run the greeting command"
@@ -572,7 +668,9 @@ def test_codex_builtin_provider_falls_back_from_websocket(setup: Setup, tap: Wir
     assert upgrades and all(e.status == 426 for e in upgrades), why
     assert posts and posts[0].sent_at > upgrades[0].sent_at, why
     fallback = posts[0].sent_at - upgrades[0].sent_at
-    assert (len(upgrades), fallback < 2.0) == (1, True), (f"{len(upgrades)} upgrade attempts, "
-                                                          f"HTTP after {fallback:.2f}s", why)
+    assert (len(upgrades), fallback < 2.0) == (1, True), (
+        f"{len(upgrades)} upgrade attempts, HTTP after {fallback:.2f}s",
+        why,
+    )
     assert [r.method for r in setup.fake.requests] == ["POST", "POST"], why
     check_codex_round_trip(setup, run, prompt, why)

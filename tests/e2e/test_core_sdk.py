@@ -23,7 +23,8 @@ def test_anthropic_blocking(setup_any_db: Setup) -> None:
     setup = setup_any_db
     with setup.claude() as client:
         raw = client.messages.with_raw_response.create(
-            model="claude-sonnet-4-5", max_tokens=64,
+            model="claude-sonnet-4-5",
+            max_tokens=64,
             messages=[{"role": "user", "content": "hi"}],
         )
         msg = raw.parse()
@@ -35,13 +36,25 @@ def test_anthropic_blocking(setup_any_db: Setup) -> None:
 
 
 def test_anthropic_stream_with_thinking_and_tool(setup: Setup) -> None:
-    with setup.claude() as client, client.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=2048,
-        thinking={"type": "enabled", "budget_tokens": 1024},
-        tools=[{"name": "get_weather", "description": "w",
-                "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}],
-        messages=[{"role": "user", "content": "TOOL please"}],
-    ) as stream:
+    with (
+        setup.claude() as client,
+        client.messages.stream(
+            model="claude-sonnet-4-5",
+            max_tokens=2048,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            tools=[
+                {
+                    "name": "get_weather",
+                    "description": "w",
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"location": {"type": "string"}},
+                    },
+                }
+            ],
+            messages=[{"role": "user", "content": "TOOL please"}],
+        ) as stream,
+    ):
         events = [e.type for e in stream]
         final = stream.get_final_message()
     assert "content_block_delta" in events
@@ -54,11 +67,15 @@ def test_anthropic_stream_with_thinking_and_tool(setup: Setup) -> None:
 
 def test_anthropic_beta_query_string_and_headers_pass(setup: Setup) -> None:
     # Claude Code's shape: ?beta=true, anthropic-beta flags, its session header.
-    with setup.claude(default_headers={"X-Claude-Code-Session-Id": "sess-1"},
-                      default_query={"beta": "true"}) as client:
-        client.beta.messages.create(model="m", max_tokens=5,
-                                    messages=[{"role": "user", "content": "hi"}],
-                                    betas=["interleaved-thinking-2025-05-14"])
+    with setup.claude(
+        default_headers={"X-Claude-Code-Session-Id": "sess-1"}, default_query={"beta": "true"}
+    ) as client:
+        client.beta.messages.create(
+            model="m",
+            max_tokens=5,
+            messages=[{"role": "user", "content": "hi"}],
+            betas=["interleaved-thinking-2025-05-14"],
+        )
     req = setup.fake.requests[-1]
     assert req.query == "beta=true"
     assert "interleaved-thinking-2025-05-14" in (req.header("anthropic-beta") or "")
@@ -68,7 +85,9 @@ def test_anthropic_beta_query_string_and_headers_pass(setup: Setup) -> None:
 
 def test_anthropic_count_tokens_and_models_passthrough(setup: Setup) -> None:
     with setup.claude() as client:
-        count = client.messages.count_tokens(model="m", messages=[{"role": "user", "content": "hi"}])
+        count = client.messages.count_tokens(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
         models = client.models.list()
     assert count.input_tokens > 0
     assert len(models.data) >= 1
@@ -77,8 +96,9 @@ def test_anthropic_count_tokens_and_models_passthrough(setup: Setup) -> None:
 
 def test_anthropic_upstream_error_passes_through(setup: Setup) -> None:
     with setup.claude() as client, pytest.raises(anthropic.RateLimitError) as info:
-        client.messages.create(model="m", max_tokens=5,
-                               messages=[{"role": "user", "content": "ERR429"}])
+        client.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "ERR429"}]
+        )
     err = info.value
     assert err.status_code == 429
     assert err.response.headers.get("retry-after") == "7"
@@ -89,26 +109,44 @@ def test_anthropic_upstream_error_passes_through(setup: Setup) -> None:
 def test_openai_chat_blocking_and_stream(setup_any_db: Setup) -> None:
     setup = setup_any_db
     with setup.oai() as client:
-        done = client.chat.completions.create(model="gpt-4.1",
-                                              messages=[{"role": "user", "content": "hi"}])
+        done = client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}]
+        )
         assert done.choices[0].message.content
         _assert_injected(setup, "authorization", f"Bearer {setup.openai_key}")
         assert setup.fake.requests[-1].path == "/v1/chat/completions"
-        chunks = list(client.chat.completions.create(
-            model="gpt-4.1", stream=True, stream_options={"include_usage": True},
-            messages=[{"role": "user", "content": "hi"}]))
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4.1",
+                stream=True,
+                stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        )
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == done.choices[0].message.content
 
 
 def test_openai_chat_parallel_tools_stream(setup: Setup) -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"location": {"type": "string"}}}}}]
-    with setup.oai() as client, client.chat.completions.stream(
-        model="gpt-4.1", tools=tools, messages=[{"role": "user", "content": "TOOL2 now"}],
-        stream_options={"include_usage": True},
-    ) as stream:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+            },
+        }
+    ]
+    with (
+        setup.oai() as client,
+        client.chat.completions.stream(
+            model="gpt-4.1",
+            tools=tools,
+            messages=[{"role": "user", "content": "TOOL2 now"}],
+            stream_options={"include_usage": True},
+        ) as stream,
+    ):
         final = stream.get_final_completion()
     calls = final.choices[0].message.tool_calls or []
     assert len(calls) == 2
@@ -116,8 +154,9 @@ def test_openai_chat_parallel_tools_stream(setup: Setup) -> None:
 
 def test_openai_responses_blocking_and_stream(setup: Setup) -> None:
     with setup.oai() as client:
-        resp = client.responses.create(model="gpt-5", input="THINK hello",
-                                       reasoning={"effort": "low", "summary": "auto"})
+        resp = client.responses.create(
+            model="gpt-5", input="THINK hello", reasoning={"effort": "low", "summary": "auto"}
+        )
         assert resp.output_text
         with client.responses.stream(model="gpt-5", input="hello") as stream:
             final = stream.get_final_response()
@@ -141,8 +180,10 @@ def test_openai_upstream_error_passes_through(setup: Setup) -> None:
 def test_x_api_key_auth_like_old_sdks(setup: Setup) -> None:
     import httpx
 
-    r = httpx.post(setup.gw.url("anthropic", "/v1/messages"),
-                   headers={"x-api-key": setup.token, "anthropic-version": "2023-06-01"},
-                   json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        setup.gw.url("anthropic", "/v1/messages"),
+        headers={"x-api-key": setup.token, "anthropic-version": "2023-06-01"},
+        json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 200
     _assert_injected(setup, "x-api-key", setup.anthropic_key)

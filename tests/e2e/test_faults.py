@@ -23,8 +23,12 @@ IID = "x-aibridge-interception-id"
 
 
 def _msg(text: str, stream: bool = True) -> dict[str, Any]:
-    return {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": stream,
-            "messages": [{"role": "user", "content": text}]}
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": text}],
+    }
 
 
 def _headers(setup: Setup, **extra: str) -> dict[str, str]:
@@ -45,10 +49,15 @@ def _wait_all_closed(setup: Setup, expected: int, timeout: float = 30.0) -> list
 
 def test_client_disconnect_mid_stream(setup: Setup) -> None:
     url = setup.gw.url("anthropic", "/v1/messages")
-    with httpx.Client(timeout=10) as client, client.stream(
-        "POST", url, json=_msg("hi"), headers=_headers(setup, **{"x-fake-delay": "0.2",
-                                                               "x-fake-events": "30"})
-    ) as r:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream(
+            "POST",
+            url,
+            json=_msg("hi"),
+            headers=_headers(setup, **{"x-fake-delay": "0.2", "x-fake-events": "30"}),
+        ) as r,
+    ):
         iid = r.headers[IID]
         chunks = r.iter_bytes()
         got = next(chunks) + next(chunks)
@@ -61,9 +70,10 @@ def test_client_disconnect_mid_stream(setup: Setup) -> None:
 
 def test_upstream_reset_mid_stream(setup: Setup) -> None:
     url = setup.gw.url("anthropic", "/v1/messages")
-    with httpx.Client(timeout=10) as client, client.stream(
-        "POST", url, json=_msg("RESETMID"), headers=_headers(setup)
-    ) as r:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", url, json=_msg("RESETMID"), headers=_headers(setup)) as r,
+    ):
         iid = r.headers[IID]
         with pytest.raises(httpx.HTTPError):
             for _ in r.iter_bytes():
@@ -77,8 +87,11 @@ def _send_many(setup: Setup, n: int, text: str = "hi") -> list[str]:
     ids = []
     with httpx.Client(timeout=30) as client:
         for _ in range(n):
-            r = client.post(setup.gw.url("anthropic", "/v1/messages"), json=_msg(text, False),
-                            headers=_headers(setup))
+            r = client.post(
+                setup.gw.url("anthropic", "/v1/messages"),
+                json=_msg(text, False),
+                headers=_headers(setup),
+            )
             assert r.status_code == 200, r.text
             ids.append(r.headers[IID])
     return ids
@@ -124,10 +137,15 @@ def test_sigterm_lets_streams_finish(setup: Setup) -> None:
     result: dict[str, Any] = {}
 
     def stream() -> None:
-        with httpx.Client(timeout=30) as client, client.stream(
-            "POST", url, json=_msg("hi"),
-            headers=_headers(setup, **{"x-fake-delay": "0.1", "x-fake-events": "20"})
-        ) as r:
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream(
+                "POST",
+                url,
+                json=_msg("hi"),
+                headers=_headers(setup, **{"x-fake-delay": "0.1", "x-fake-events": "20"}),
+            ) as r,
+        ):
             result["iid"] = r.headers[IID]
             result["body"] = b"".join(r.iter_bytes())
 
@@ -161,10 +179,14 @@ def test_kill9_under_load_then_restart(tmp_path: Path, fake: Any) -> None:
             while not stop.is_set():
                 try:
                     stream = i % 2 == 0
-                    r = client.post(gw.url("anthropic", "/v1/messages"),
-                                    json=_msg("hi", stream), headers=_headers(setup))
+                    r = client.post(
+                        gw.url("anthropic", "/v1/messages"),
+                        json=_msg("hi", stream),
+                        headers=_headers(setup),
+                    )
                     complete = r.status_code == 200 and (
-                        b"message_stop" in r.content if stream else b'"usage"' in r.content)
+                        b"message_stop" in r.content if stream else b'"usage"' in r.content
+                    )
                     with lock:
                         if complete:
                             answered.append(r.headers[IID])
@@ -196,8 +218,9 @@ def test_kill9_under_load_then_restart(tmp_path: Path, fake: Any) -> None:
         # `completed`. Never more than the 8 clients had in flight.
         extra = [r for r in rows if str(r.id) not in set(answered)]
         assert all(r.ended_at is not None for r in extra)
-        assert all(r.status == "completed" or (r.status == "failed" and r.error_message)
-                   for r in extra), [(r.status, r.error_message) for r in extra]
+        assert all(
+            r.status == "completed" or (r.status == "failed" and r.error_message) for r in extra
+        ), [(r.status, r.error_message) for r in extra]
         assert len(extra) <= 8
         assert len(rows) == len(set(by_id)), "duplicate interceptions"
     finally:
@@ -213,8 +236,12 @@ def test_upstream_timeout_is_504_in_provider_shape(tmp_path: Path, fake: Any) ->
     try:
         setup = make_setup(gw, fake)
         started = time.monotonic()
-        r = httpx.post(gw.url("anthropic", "/v1/messages"), json=_msg("HANG", False),
-                       headers=_headers(setup), timeout=20)
+        r = httpx.post(
+            gw.url("anthropic", "/v1/messages"),
+            json=_msg("HANG", False),
+            headers=_headers(setup),
+            timeout=20,
+        )
         assert r.status_code == 504, r.text
         assert 0.9 < time.monotonic() - started < 5
         body = r.json()
@@ -223,12 +250,19 @@ def test_upstream_timeout_is_504_in_provider_shape(tmp_path: Path, fake: Any) ->
         assert rec.interception.status == "upstream_error"
         assert rec.interception.upstream_status == 504
         # the gateway keeps serving
-        ok = httpx.post(gw.url("anthropic", "/v1/messages"), json=_msg("hi", False),
-                        headers=_headers(setup), timeout=10)
+        ok = httpx.post(
+            gw.url("anthropic", "/v1/messages"),
+            json=_msg("hi", False),
+            headers=_headers(setup),
+            timeout=10,
+        )
         assert ok.status_code == 200
-        oai = httpx.post(gw.url("openai", "/v1/chat/completions"), timeout=20,
-                         json={"model": "m", "messages": [{"role": "user", "content": "HANG"}]},
-                         headers=_headers(setup))
+        oai = httpx.post(
+            gw.url("openai", "/v1/chat/completions"),
+            timeout=20,
+            json={"model": "m", "messages": [{"role": "user", "content": "HANG"}]},
+            headers=_headers(setup),
+        )
         assert oai.status_code == 504 and oai.json()["error"]["code"] == "upstream_timeout"
     finally:
         gw.stop()

@@ -28,15 +28,18 @@ class Traffic:
         self.token = token
         self.results: list[tuple[float, int, int]] = []  # (time, gateway index, status)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(i,)) for i in range(len(gateways))]
+        self._threads = [
+            threading.Thread(target=self._loop, args=(i,)) for i in range(len(gateways))
+        ]
 
     def _loop(self, i: int) -> None:
         gw = self.gateways[i]
         with httpx.Client(timeout=10) as client:
             while not self._stop.is_set():
                 try:
-                    r = client.post(gw.url("p", "/v1/messages"), json=MSG,
-                                    headers={"x-api-key": self.token})
+                    r = client.post(
+                        gw.url("p", "/v1/messages"), json=MSG, headers={"x-api-key": self.token}
+                    )
                     status = r.status_code
                 except httpx.HTTPError:
                     status = -1
@@ -83,8 +86,12 @@ def _scenario(gws: list[GatewayProcess]) -> None:
         with Traffic(gws, token) as traffic:
             time.sleep(0.5)
             changed_at = time.monotonic()
-            admin.update_provider("p", ProviderUpdate(
-                base_url=two.base_url, api_keys=[KeyRef(api_key="sk-ant-second-key-000002")]))
+            admin.update_provider(
+                "p",
+                ProviderUpdate(
+                    base_url=two.base_url, api_keys=[KeyRef(api_key="sk-ant-second-key-000002")]
+                ),
+            )
             took = _last_request_to(one, traffic, changed_at) - changed_at
             assert took <= 2.0, f"a gateway still routed to the old endpoint {took:.2f}s later"
             assert {r.header("x-api-key") for r in two.requests} == {"sk-ant-second-key-000002"}

@@ -13,12 +13,23 @@ from tests.e2e.recorded import Recorded, wait_recorded
 from tests.fakeprovider import load_fake_provider
 
 IID = "x-aibridge-interception-id"
-WEATHER_TOOL = {"name": "get_weather", "description": "weather",
-                "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}
-CHAT_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"location": {"type": "string"}}}}}
-RESP_TOOL = {"type": "function", "name": "get_weather",
-             "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "weather",
+    "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}},
+}
+CHAT_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+    },
+}
+RESP_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+}
 
 
 def _stream_iid(stream: Any) -> str:
@@ -29,8 +40,12 @@ def _stream_iid(stream: Any) -> str:
 
 def anthropic_expected(setup: Setup) -> tuple[int, int, int, int]:
     u = load_fake_provider().expected_usage("anthropic", setup.fake.requests[-1].json())
-    return (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"],
-            u["cache_creation_input_tokens"])
+    return (
+        u["input_tokens"],
+        u["output_tokens"],
+        u["cache_read_input_tokens"],
+        u["cache_creation_input_tokens"],
+    )
 
 
 def chat_expected(setup: Setup) -> tuple[int, int, int, int]:
@@ -45,8 +60,9 @@ def responses_expected(setup: Setup) -> tuple[int, int, int, int]:
     return (u["input_tokens"] - cached, u["output_tokens"], cached, 0)
 
 
-def _common(rec: Recorded, setup: Setup, provider: str, model: str, streamed: bool,
-            prompt: str | None) -> None:
+def _common(
+    rec: Recorded, setup: Setup, provider: str, model: str, streamed: bool, prompt: str | None
+) -> None:
     i = rec.interception
     assert i.status == "completed", i.error_message
     assert (i.provider_name, i.model, i.streamed, i.parsed) == (provider, model, streamed, True)
@@ -60,11 +76,19 @@ def _common(rec: Recorded, setup: Setup, provider: str, model: str, streamed: bo
 def test_anthropic_thinking_and_tool(setup_any_db: Setup, stream: bool) -> None:
     setup = setup_any_db
     kwargs: dict[str, Any] = dict(
-        model="claude-sonnet-4-5", max_tokens=2048, tools=[WEATHER_TOOL],
+        model="claude-sonnet-4-5",
+        max_tokens=2048,
+        tools=[WEATHER_TOOL],
         thinking={"type": "enabled", "budget_tokens": 1024},
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": "context", "cache_control": {"type": "ephemeral"}},
-            {"type": "text", "text": "TOOL please"}]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "context", "cache_control": {"type": "ephemeral"}},
+                    {"type": "text", "text": "TOOL please"},
+                ],
+            }
+        ],
     )
     with setup.claude() as client:
         if stream:
@@ -81,22 +105,30 @@ def test_anthropic_thinking_and_tool(setup_any_db: Setup, stream: bool) -> None:
     assert rec.usages[0].provider_response_id == final.id
     tool_block = next(b for b in final.content if b.type == "tool_use")
     assert [(t.tool, t.tool_call_id, json.loads(t.input)) for t in rec.tools] == [
-        ("get_weather", tool_block.id, {"location": "Paris"})]
+        ("get_weather", tool_block.id, {"location": "Paris"})
+    ]
     thinking = next(b for b in final.content if b.type == "thinking")
     assert [(t.content, t.metadata_["source"]) for t in rec.thoughts] == [
-        (thinking.thinking, "thinking")]  # type: ignore[union-attr]
+        (thinking.thinking, "thinking")
+    ]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_parallel_tools(setup_any_db: Setup, stream: bool) -> None:
     setup = setup_any_db
-    kwargs: dict[str, Any] = dict(model="gpt-4.1", tools=[CHAT_TOOL],
-                                  messages=[{"role": "system", "content": "be brief"},
-                                            {"role": "user", "content": "TOOL2 now"}])
+    kwargs: dict[str, Any] = dict(
+        model="gpt-4.1",
+        tools=[CHAT_TOOL],
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "TOOL2 now"},
+        ],
+    )
     with setup.oai() as client:
         if stream:
-            with client.chat.completions.stream(stream_options={"include_usage": True},
-                                                **kwargs) as s:
+            with client.chat.completions.stream(
+                stream_options={"include_usage": True}, **kwargs
+            ) as s:
                 final = s.get_final_completion()
                 iid = _stream_iid(s)
         else:
@@ -108,13 +140,15 @@ def test_chat_parallel_tools(setup_any_db: Setup, stream: bool) -> None:
     calls = final.choices[0].message.tool_calls or []
     assert len(calls) == 2
     assert sorted((t.tool_call_id, t.tool, t.input) for t in rec.tools) == sorted(
-        (c.id, c.function.name, c.function.arguments) for c in calls)  # type: ignore[union-attr]
+        (c.id, c.function.name, c.function.arguments) for c in calls
+    )  # type: ignore[union-attr]
 
 
 def test_chat_stream_without_usage_chunk_records_no_usage(setup: Setup) -> None:
     with setup.oai() as client:
         raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4.1", stream=True, messages=[{"role": "user", "content": "hi"}])
+            model="gpt-4.1", stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
         iid = raw.headers[IID]
         list(raw.parse())
     rec = wait_recorded(setup.gw.admin.engine, iid)
@@ -125,8 +159,11 @@ def test_chat_stream_without_usage_chunk_records_no_usage(setup: Setup) -> None:
 def test_responses_reasoning_and_function_call(setup_any_db: Setup, stream: bool) -> None:
     setup = setup_any_db
     kwargs: dict[str, Any] = dict(
-        model="gpt-5", tools=[RESP_TOOL], reasoning={"effort": "low", "summary": "auto"},
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "TOOL THINK"}]}])
+        model="gpt-5",
+        tools=[RESP_TOOL],
+        reasoning={"effort": "low", "summary": "auto"},
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "TOOL THINK"}]}],
+    )
     with setup.oai() as client:
         if stream:
             with client.responses.stream(**kwargs) as s:
@@ -142,7 +179,8 @@ def test_responses_reasoning_and_function_call(setup_any_db: Setup, stream: bool
     assert rec.usages[0].metadata_.get("output_tokens_details.reasoning_tokens") == 8
     call = next(o for o in final.output if o.type == "function_call")
     assert [(t.tool_call_id, t.tool, t.input) for t in rec.tools] == [
-        (call.call_id, call.name, call.arguments)]  # type: ignore[union-attr]
+        (call.call_id, call.name, call.arguments)
+    ]  # type: ignore[union-attr]
     summary = next(o for o in final.output if o.type == "reasoning")
     assert [t.content for t in rec.thoughts] == [s.text for s in summary.summary]  # type: ignore[union-attr]
     assert all(t.metadata_["source"] == "reasoning_summary" for t in rec.thoughts)
@@ -151,13 +189,30 @@ def test_responses_reasoning_and_function_call(setup_any_db: Setup, stream: bool
 def test_tool_result_turn_correlates(setup: Setup) -> None:
     with setup.claude() as client:
         raw = client.messages.with_raw_response.create(
-            model="m", max_tokens=64, tools=[WEATHER_TOOL],
-            messages=[{"role": "user", "content": "TOOL please"},
-                      {"role": "assistant", "content": [
-                          {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
-                           "input": {"location": "Paris"}}]},
-                      {"role": "user", "content": [
-                          {"type": "tool_result", "tool_use_id": "toolu_01", "content": "sunny"}]}])
+            model="m",
+            max_tokens=64,
+            tools=[WEATHER_TOOL],
+            messages=[
+                {"role": "user", "content": "TOOL please"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_01",
+                            "name": "get_weather",
+                            "input": {"location": "Paris"},
+                        }
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_01", "content": "sunny"}
+                    ],
+                },
+            ],
+        )
         iid = raw.headers[IID]
     rec = wait_recorded(setup.gw.admin.engine, iid)
     assert rec.interception.correlating_tool_call_id == "toolu_01"
@@ -168,8 +223,9 @@ def test_upstream_error_is_recorded(setup: Setup) -> None:
     import anthropic
 
     with setup.claude() as client, pytest.raises(anthropic.RateLimitError) as info:
-        client.messages.create(model="m", max_tokens=5,
-                               messages=[{"role": "user", "content": "ERR429"}])
+        client.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "ERR429"}]
+        )
     rec = wait_recorded(setup.gw.admin.engine, info.value.response.headers[IID])
     assert rec.interception.status == "upstream_error"
     assert rec.interception.upstream_status == 429
@@ -180,8 +236,9 @@ def test_mid_stream_error_event_is_recorded(setup: Setup) -> None:
     import anthropic
 
     with setup.claude() as client, pytest.raises(anthropic.APIStatusError):
-        with client.messages.stream(model="m", max_tokens=5,
-                                    messages=[{"role": "user", "content": "ERRMID"}]) as s:
+        with client.messages.stream(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "ERRMID"}]
+        ) as s:
             iid = _stream_iid(s)
             for _ in s:
                 pass
@@ -193,8 +250,9 @@ def test_mid_stream_error_event_is_recorded(setup: Setup) -> None:
 
 def test_gzip_encoded_stream_is_recorded(setup: Setup) -> None:
     with setup.claude() as client:
-        with client.messages.stream(model="m", max_tokens=64,
-                                    messages=[{"role": "user", "content": "GZIP hi"}]) as s:
+        with client.messages.stream(
+            model="m", max_tokens=64, messages=[{"role": "user", "content": "GZIP hi"}]
+        ) as s:
             final = s.get_final_message()
             iid = _stream_iid(s)
     rec = wait_recorded(setup.gw.admin.engine, iid)
@@ -204,9 +262,17 @@ def test_gzip_encoded_stream_is_recorded(setup: Setup) -> None:
 
 
 def test_client_detection_and_session(setup: Setup) -> None:
-    with setup.claude(default_headers={"User-Agent": "claude-cli/2.1.197 (external, sdk-cli)",
-                                       "X-Claude-Code-Session-Id": "sess-42"}) as client:
+    with setup.claude(
+        default_headers={
+            "User-Agent": "claude-cli/2.1.197 (external, sdk-cli)",
+            "X-Claude-Code-Session-Id": "sess-42",
+        }
+    ) as client:
         raw = client.messages.with_raw_response.create(
-            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
     rec = wait_recorded(setup.gw.admin.engine, raw.headers[IID])
-    assert (rec.interception.client, rec.interception.client_session_id) == ("Claude Code", "sess-42")
+    assert (rec.interception.client, rec.interception.client_session_id) == (
+        "Claude Code",
+        "sess-42",
+    )

@@ -37,26 +37,36 @@ def s(shared: Setup) -> Setup:
     return shared
 
 
-def _post(s: Setup, provider: str, path: str, headers: dict[str, str] | None = None,
-          **kw: object) -> httpx.Response:
+def _post(
+    s: Setup, provider: str, path: str, headers: dict[str, str] | None = None, **kw: object
+) -> httpx.Response:
     return httpx.post(s.gw.url(provider, path), headers=headers or {}, timeout=10, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("headers,fragment", [
-    ([], "missing gateway token"),
-    ([("Authorization", "Bearer ")], "empty"),
-    ([("Authorization", "Bearer")], "Bearer"),
-    ([("Authorization", "Basic dXNlcjpwYXNz")], "Bearer scheme"),
-    ([("Authorization", "Bearer aib_unknown")], "invalid gateway token"),
-    ([("X-Api-Key", "x" * 10240)], "invalid gateway token"),
-    ([("X-Api-Key", "' OR 1=1 --")], "invalid gateway token"),
-    ([("X-Api-Key", "tök€n-ünïcode")], "invalid gateway token"),
-    ([("Authorization", "Bearer a"), ("Authorization", "Bearer b")], "more than one"),
-])
-def test_bad_tokens_are_401_in_anthropic_shape(s: Setup, headers: list[tuple[str, str]],
-                                               fragment: str) -> None:
-    r = raw_request(s.gw.port, "POST", "/api/v2/aibridge/anthropic/v1/messages",
-                    [*headers, ("Content-Type", "application/json")], json.dumps(MSG).encode())
+@pytest.mark.parametrize(
+    "headers,fragment",
+    [
+        ([], "missing gateway token"),
+        ([("Authorization", "Bearer ")], "empty"),
+        ([("Authorization", "Bearer")], "Bearer"),
+        ([("Authorization", "Basic dXNlcjpwYXNz")], "Bearer scheme"),
+        ([("Authorization", "Bearer aib_unknown")], "invalid gateway token"),
+        ([("X-Api-Key", "x" * 10240)], "invalid gateway token"),
+        ([("X-Api-Key", "' OR 1=1 --")], "invalid gateway token"),
+        ([("X-Api-Key", "tök€n-ünïcode")], "invalid gateway token"),
+        ([("Authorization", "Bearer a"), ("Authorization", "Bearer b")], "more than one"),
+    ],
+)
+def test_bad_tokens_are_401_in_anthropic_shape(
+    s: Setup, headers: list[tuple[str, str]], fragment: str
+) -> None:
+    r = raw_request(
+        s.gw.port,
+        "POST",
+        "/api/v2/aibridge/anthropic/v1/messages",
+        [*headers, ("Content-Type", "application/json")],
+        json.dumps(MSG).encode(),
+    )
     assert r.status == 401, r.body
     body = r.json()
     assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
@@ -71,8 +81,13 @@ def test_bad_token_is_401_in_openai_shape(s: Setup) -> None:
 
 
 def test_conflicting_auth_headers(s: Setup) -> None:
-    r = _post(s, "anthropic", "/v1/messages",
-              {"authorization": f"Bearer {s.token}", "x-api-key": "other"}, json=MSG)
+    r = _post(
+        s,
+        "anthropic",
+        "/v1/messages",
+        {"authorization": f"Bearer {s.token}", "x-api-key": "other"},
+        json=MSG,
+    )
     assert "different" in _anthropic_error(r, 401, "authentication_error")
 
 
@@ -94,8 +109,9 @@ def test_expired_revoked_and_disabled(s: Setup) -> None:
     admin.add_user("carol")
     carol = admin.token("carol")
     with Session(admin.engine) as ses:
-        ustore.update_user(ses, user=ustore.get_user(ses, username="carol"), actor=SYSTEM_ACTOR,
-                           disabled=True)
+        ustore.update_user(
+            ses, user=ustore.get_user(ses, username="carol"), actor=SYSTEM_ACTOR, disabled=True
+        )
         ses.commit()
     s.gw.sync()
     for token, fragment in ((expired, "expired"), (revoked_token, "revoked"), (carol, "disabled")):
@@ -113,22 +129,28 @@ def test_unknown_provider_404(s: Setup) -> None:
     assert "unknown provider" in _anthropic_error(r, 404, "not_found_error")
 
 
-@pytest.mark.parametrize("raw_path", [
-    "/api/v2/aibridge/../anthropic/v1/messages",
-    "/api/v2/aibridge/%2e%2e/v1/messages",
-    "/api/v2/aibridge/Anthropic/v1/messages",
-    "/api/v2/aibridge//v1/messages",
-    "/api/v2/aibridge/anthropic%2fx/v1/messages",
-    "/api/v2/aibridge/anthropic/v1/%2e%2e/v1/messages",
-    "/api/v2/aibridge/anthropic/v1//messages",
-    "/api/v2/aibridge/%EF%BC%8E%EF%BC%8E/v1/messages",
-    "/api/v2/aibridge/anthropic;x/v1/messages",
-    "/api/v2/aibridge/" + "a" * 200 + "/v1/messages",
-])
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/api/v2/aibridge/../anthropic/v1/messages",
+        "/api/v2/aibridge/%2e%2e/v1/messages",
+        "/api/v2/aibridge/Anthropic/v1/messages",
+        "/api/v2/aibridge//v1/messages",
+        "/api/v2/aibridge/anthropic%2fx/v1/messages",
+        "/api/v2/aibridge/anthropic/v1/%2e%2e/v1/messages",
+        "/api/v2/aibridge/anthropic/v1//messages",
+        "/api/v2/aibridge/%EF%BC%8E%EF%BC%8E/v1/messages",
+        "/api/v2/aibridge/anthropic;x/v1/messages",
+        "/api/v2/aibridge/" + "a" * 200 + "/v1/messages",
+    ],
+)
 def test_bad_paths_404(s: Setup, raw_path: str) -> None:
     body = b'{"model":"m","max_tokens":5,"messages":[]}'
-    head = (f"POST {raw_path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {s.token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"POST {raw_path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {s.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", s.gw.port), timeout=10) as sock:
         sock.sendall(head.encode() + body)
         data = b""
@@ -138,10 +160,16 @@ def test_bad_paths_404(s: Setup, raw_path: str) -> None:
     assert s.fake.requests == []
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/v1/complete"), ("GET", "/v1/messages"), ("DELETE", "/v1/models/x"),
-    ("POST", "/v1/messages/batches"), ("GET", "/v1/models/a/b"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/v1/complete"),
+        ("GET", "/v1/messages"),
+        ("DELETE", "/v1/models/x"),
+        ("POST", "/v1/messages/batches"),
+        ("GET", "/v1/models/a/b"),
+    ],
+)
 def test_unsupported_routes_404(s: Setup, method: str, path: str) -> None:
     r = httpx.request(method, s.gw.url("anthropic", path), headers=_auth(s), timeout=10)
     assert f"route not supported: {method} {path}" in _anthropic_error(r, 404, "not_found_error")
@@ -171,9 +199,17 @@ def test_head_preflight_without_auth(s: Setup) -> None:
 
 
 def test_websocket_upgrade_gets_clear_non_101(s: Setup) -> None:
-    r = httpx.get(s.gw.url("openai", "/v1/responses"), timeout=5, headers={
-        **_auth(s), "Connection": "Upgrade", "Upgrade": "websocket",
-        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "nupp3Ohxp7FFPj+OiLvrUg=="})
+    r = httpx.get(
+        s.gw.url("openai", "/v1/responses"),
+        timeout=5,
+        headers={
+            **_auth(s),
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "nupp3Ohxp7FFPj+OiLvrUg==",
+        },
+    )
     assert r.status_code == 426
     assert "WebSocket is not supported" in _openai_error(r, 426)
     assert s.fake.requests == []
@@ -181,8 +217,13 @@ def test_websocket_upgrade_gets_clear_non_101(s: Setup) -> None:
 
 def test_oversized_body_413_before_upstream(s: Setup) -> None:
     big = b"x" * (32 * 1024 * 1024 + 1)
-    r = _post(s, "anthropic", "/v1/messages", {**_auth(s), "content-type": "application/json"},
-              content=big)
+    r = _post(
+        s,
+        "anthropic",
+        "/v1/messages",
+        {**_auth(s), "content-type": "application/json"},
+        content=big,
+    )
     assert "exceeds the gateway limit" in _anthropic_error(r, 413, "request_too_large")
     assert s.fake.requests == []
 
@@ -200,7 +241,12 @@ def test_upstream_unreachable_502_json(s: Setup) -> None:
 
 
 def test_reset_before_headers_is_502(s: Setup) -> None:
-    r = _post(s, "anthropic", "/v1/messages", _auth(s),
-              json={**MSG, "messages": [{"role": "user", "content": "RESET"}]})
+    r = _post(
+        s,
+        "anthropic",
+        "/v1/messages",
+        _auth(s),
+        json={**MSG, "messages": [{"role": "user", "content": "RESET"}]},
+    )
     assert r.status_code == 502
     assert r.json()["type"] == "error"

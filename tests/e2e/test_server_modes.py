@@ -29,8 +29,12 @@ def test_workers_share_the_port(tmp_path: Path, fake: Any) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             for _ in range(10):
-                r = httpx.post(gw.url("anthropic", "/v1/messages"), json=MSG,
-                               headers={"x-api-key": setup.token}, timeout=10)
+                r = httpx.post(
+                    gw.url("anthropic", "/v1/messages"),
+                    json=MSG,
+                    headers={"x-api-key": setup.token},
+                    timeout=10,
+                )
                 assert r.status_code == 200
             time.sleep(0.3)
             instances = {i.instance_id for i in all_interceptions(gw.admin.engine)}
@@ -40,7 +44,9 @@ def test_workers_share_the_port(tmp_path: Path, fake: Any) -> None:
     finally:
         assert gw.stop() == 0
     time.sleep(0.5)
-    leftover = subprocess.run(["pgrep", "-f", f"127.0.0.1:{gw.port}"], capture_output=True, text=True)
+    leftover = subprocess.run(
+        ["pgrep", "-f", f"127.0.0.1:{gw.port}"], capture_output=True, text=True
+    )
     assert leftover.stdout.strip() == "", "workers survived the supervisor's SIGTERM"
 
 
@@ -59,18 +65,23 @@ def test_first_start_bootstrap_prints_admin_token_once(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
     data = gw.data_dir
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(data / "encryption.key").st_mode) == 0o600 if (
-        data / "encryption.key").exists() else True
+    assert (
+        stat.S_IMODE(os.stat(data / "encryption.key").st_mode) == 0o600
+        if (data / "encryption.key").exists()
+        else True
+    )
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
 
 
 def test_disabled_gateway_answers_404(tmp_path: Path, fake: Any) -> None:
-    gw = start_gateway(tmp_path, f"sqlite:///{tmp_path / 'd.db'}",
-                       args=["--ai-gateway-enabled=false"])
+    gw = start_gateway(
+        tmp_path, f"sqlite:///{tmp_path / 'd.db'}", args=["--ai-gateway-enabled=false"]
+    )
     try:
         setup = make_setup(gw, fake)
-        r = httpx.post(gw.url("anthropic", "/v1/messages"), json=MSG,
-                       headers={"x-api-key": setup.token})
+        r = httpx.post(
+            gw.url("anthropic", "/v1/messages"), json=MSG, headers={"x-api-key": setup.token}
+        )
         assert r.status_code == 404
         assert "disabled" in r.json()["error"]["message"]
         assert fake.requests == []
@@ -81,10 +92,16 @@ def test_disabled_gateway_answers_404(tmp_path: Path, fake: Any) -> None:
 def test_yaml_config_file(tmp_path: Path) -> None:
     cfg = tmp_path / "aibridge.yaml"
     cfg.write_text("ai_gateway:\n  retention: 90d\n  api_dump_dir: /tmp/dumps-x\n")
-    env = gateway_env(tmp_path / "data", f"sqlite:///{tmp_path / 'y.db'}",
-                      {"AI_GATEWAY_RETENTION": "12h"})
-    out = subprocess.run([str(AIBRIDGE), "--config", str(cfg), "config", "show", "--json"],
-                         env=env, capture_output=True, text=True, timeout=60)
+    env = gateway_env(
+        tmp_path / "data", f"sqlite:///{tmp_path / 'y.db'}", {"AI_GATEWAY_RETENTION": "12h"}
+    )
+    out = subprocess.run(
+        [str(AIBRIDGE), "--config", str(cfg), "config", "show", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
@@ -93,8 +110,13 @@ def test_yaml_config_file(tmp_path: Path) -> None:
     assert shown["dump_dir"]["value"] == "/tmp/dumps-x"
     assert shown["dump_dir"]["source"].startswith("yaml:")
     assert shown["encryption_keys"]["value"] != env["AI_GATEWAY_ENCRYPTION_KEYS"]
-    bad = subprocess.run([str(AIBRIDGE), "server", "--ai-gateway-retention", "soon"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [str(AIBRIDGE), "server", "--ai-gateway-retention", "soon"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "retention" in bad.stderr
 
 
@@ -103,14 +125,27 @@ def test_mitmdump_script(tmp_path: Path, fake: Any) -> None:
     db = f"sqlite:///{tmp_path / 'm.db'}"
     env = gateway_env(tmp_path / "data", db)
     proc = subprocess.Popen(
-        [str(BIN / "mitmdump"), "-q", "-s", str(REPO / "addons/aibridge.py"),
-         "--mode", f"reverse:http://localhost:1@127.0.0.1:{port}",
-         "--set", "connection_strategy=lazy", "--set", "ai_gateway_reload_interval=200ms"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            str(BIN / "mitmdump"),
+            "-q",
+            "-s",
+            str(REPO / "addons/aibridge.py"),
+            "--mode",
+            f"reverse:http://localhost:1@127.0.0.1:{port}",
+            "--set",
+            "connection_strategy=lazy",
+            "--set",
+            "ai_gateway_reload_interval=200ms",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        from tests.harness import Admin, GatewayProcess
         from gateway.crypto import Keyring
         from gateway.db import make_engine
+        from tests.harness import Admin, GatewayProcess
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -120,12 +155,22 @@ def test_mitmdump_script(tmp_path: Path, fake: Any) -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         engine = make_engine(db)
-        gw = GatewayProcess(port, proc, tmp_path / "data", env, tmp_path / "none.log",
-                            tmp_path / "none.jsonl",
-                            Admin(engine, Keyring.from_text(env["AI_GATEWAY_ENCRYPTION_KEYS"])))
+        gw = GatewayProcess(
+            port,
+            proc,
+            tmp_path / "data",
+            env,
+            tmp_path / "none.log",
+            tmp_path / "none.jsonl",
+            Admin(engine, Keyring.from_text(env["AI_GATEWAY_ENCRYPTION_KEYS"])),
+        )
         setup = make_setup(gw, fake)
-        r = httpx.post(gw.url("anthropic", "/v1/messages"), json=MSG,
-                       headers={"x-api-key": setup.token}, timeout=10)
+        r = httpx.post(
+            gw.url("anthropic", "/v1/messages"),
+            json=MSG,
+            headers={"x-api-key": setup.token},
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
         assert fake.requests[-1].header("x-api-key") == setup.anthropic_key
     finally:

@@ -51,8 +51,14 @@ def db_dump(engine: Engine) -> Callable[[], str]:
     def dump() -> str:
         out = []
         with engine.connect() as conn:
-            for table in ("providers", "provider_keys", "users", "api_tokens", "audit_log",
-                          "gateway_state"):
+            for table in (
+                "providers",
+                "provider_keys",
+                "users",
+                "api_tokens",
+                "audit_log",
+                "gateway_state",
+            ):
                 out += [repr(tuple(row)) for row in conn.execute(text(f"SELECT * FROM {table}"))]
         return "\n".join(out)
 

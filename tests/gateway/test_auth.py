@@ -45,6 +45,7 @@ def run(*pairs: tuple[str, str]) -> Presented:
 
 # --- extract ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("pairs", "expected"),
     [
@@ -56,12 +57,22 @@ def run(*pairs: tuple[str, str]) -> Presented:
         ((("x-api-key", f" {TOKEN} "),), Presented(TOKEN)),
         ((("Authorization", f"Bearer {TOKEN}"), ("X-Api-Key", TOKEN)), Presented(TOKEN)),
         # BYOK: the gateway token in X-AIBridge-Token, the user's own key as usual
-        ((("X-AIBridge-Token", TOKEN), ("X-Api-Key", PROVIDER_KEY)),
-         Presented(TOKEN, byok_key=PROVIDER_KEY)),
-        ((("X-AIBridge-Token", TOKEN), ("Authorization", f"Bearer {PROVIDER_KEY}")),
-         Presented(TOKEN, byok_key=PROVIDER_KEY)),
-        ((("X-AIBridge-Token", TOKEN), ("Authorization", f"Bearer {PROVIDER_KEY}"),
-          ("X-Api-Key", PROVIDER_KEY)), Presented(TOKEN, byok_key=PROVIDER_KEY)),
+        (
+            (("X-AIBridge-Token", TOKEN), ("X-Api-Key", PROVIDER_KEY)),
+            Presented(TOKEN, byok_key=PROVIDER_KEY),
+        ),
+        (
+            (("X-AIBridge-Token", TOKEN), ("Authorization", f"Bearer {PROVIDER_KEY}")),
+            Presented(TOKEN, byok_key=PROVIDER_KEY),
+        ),
+        (
+            (
+                ("X-AIBridge-Token", TOKEN),
+                ("Authorization", f"Bearer {PROVIDER_KEY}"),
+                ("X-Api-Key", PROVIDER_KEY),
+            ),
+            Presented(TOKEN, byok_key=PROVIDER_KEY),
+        ),
         ((("X-AIBridge-Token", TOKEN),), Presented(TOKEN)),
         # the same gateway token repeated where a provider key goes: not BYOK, never forwarded
         ((("X-AIBridge-Token", TOKEN), ("Authorization", f"Bearer {TOKEN}")), Presented(TOKEN)),
@@ -76,16 +87,27 @@ def test_extract_accepts(pairs: tuple[tuple[str, str], ...], expected: Presented
     ("pairs", "problem"),
     [
         ((), "missing gateway token: send it as 'Authorization: Bearer <token>' or 'X-Api-Key'"),
-        ((("Authorization", f"Bearer {TOKEN}"), ("X-Api-Key", OTHER)),
-         "Authorization and X-Api-Key carry different credentials"),
-        ((("X-AIBridge-Token", TOKEN), ("Authorization", f"Bearer {PROVIDER_KEY}"),
-          ("X-Api-Key", "sk-something-else-entirely")),
-         "Authorization and X-Api-Key carry different keys"),
-        ((("Authorization", f"Bearer {TOKEN}"), ("Authorization", f"Bearer {TOKEN}")),
-         "more than one Authorization header"),
+        (
+            (("Authorization", f"Bearer {TOKEN}"), ("X-Api-Key", OTHER)),
+            "Authorization and X-Api-Key carry different credentials",
+        ),
+        (
+            (
+                ("X-AIBridge-Token", TOKEN),
+                ("Authorization", f"Bearer {PROVIDER_KEY}"),
+                ("X-Api-Key", "sk-something-else-entirely"),
+            ),
+            "Authorization and X-Api-Key carry different keys",
+        ),
+        (
+            (("Authorization", f"Bearer {TOKEN}"), ("Authorization", f"Bearer {TOKEN}")),
+            "more than one Authorization header",
+        ),
         ((("X-Api-Key", TOKEN), ("X-Api-Key", TOKEN)), "more than one X-Api-Key header"),
-        ((("X-AIBridge-Token", TOKEN), ("X-AIBridge-Token", TOKEN)),
-         "more than one X-AIBridge-Token header"),
+        (
+            (("X-AIBridge-Token", TOKEN), ("X-AIBridge-Token", TOKEN)),
+            "more than one X-AIBridge-Token header",
+        ),
         ((("Authorization", "Bearer "),), "the Authorization header has an empty Bearer token"),
         ((("Authorization", "Bearer"),), "the Authorization header has an empty Bearer token"),
         ((("Authorization", ""),), WRONG_SCHEME),
@@ -93,10 +115,14 @@ def test_extract_accepts(pairs: tuple[tuple[str, str], ...], expected: Presented
         ((("Authorization", TOKEN),), WRONG_SCHEME),
         ((("Authorization", f"Token {TOKEN}"),), WRONG_SCHEME),
         ((("X-Api-Key", "  "),), "the X-Api-Key header is empty"),
-        ((("X-AIBridge-Token", ""), ("X-Api-Key", PROVIDER_KEY)),
-         "the X-AIBridge-Token header is empty"),
-        ((("X-AIBridge-Token", TOKEN), ("X-Api-Key", OTHER)),
-         "a gateway token cannot be used as a provider key"),
+        (
+            (("X-AIBridge-Token", ""), ("X-Api-Key", PROVIDER_KEY)),
+            "the X-AIBridge-Token header is empty",
+        ),
+        (
+            (("X-AIBridge-Token", TOKEN), ("X-Api-Key", OTHER)),
+            "a gateway token cannot be used as a provider key",
+        ),
         # a wrong-scheme Authorization is a problem even next to a good X-Api-Key
         ((("Authorization", "Basic dXNlcjpwYXNz"), ("X-Api-Key", TOKEN)), WRONG_SCHEME),
     ],
@@ -106,12 +132,25 @@ def test_extract_problems(pairs: tuple[tuple[str, str], ...], problem: str) -> N
     assert presented == Presented(None, problem=problem)
 
 
-@given(st.lists(st.sampled_from([
-    ("Authorization", f"Bearer {TOKEN}"), ("Authorization", f"Bearer {OTHER}"),
-    ("Authorization", "Basic eA=="), ("Authorization", "Bearer "), ("X-Api-Key", TOKEN),
-    ("X-Api-Key", PROVIDER_KEY), ("X-Api-Key", ""), ("X-AIBridge-Token", TOKEN),
-    ("X-AIBridge-Token", OTHER), ("Authorization", f"Bearer {PROVIDER_KEY}"),
-]), max_size=5))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                ("Authorization", f"Bearer {TOKEN}"),
+                ("Authorization", f"Bearer {OTHER}"),
+                ("Authorization", "Basic eA=="),
+                ("Authorization", "Bearer "),
+                ("X-Api-Key", TOKEN),
+                ("X-Api-Key", PROVIDER_KEY),
+                ("X-Api-Key", ""),
+                ("X-AIBridge-Token", TOKEN),
+                ("X-AIBridge-Token", OTHER),
+                ("Authorization", f"Bearer {PROVIDER_KEY}"),
+            ]
+        ),
+        max_size=5,
+    )
+)
 def test_extract_never_returns_both_a_token_and_a_problem(pairs: list[tuple[str, str]]) -> None:
     presented = run(*pairs)
     assert (presented.token is None) == (presented.problem is not None)
@@ -122,6 +161,7 @@ def test_extract_never_returns_both_a_token_and_a_problem(pairs: list[tuple[str,
 
 
 # --- tokens -----------------------------------------------------------------------------------
+
 
 def test_new_token_shape() -> None:
     token = new_token()
@@ -136,8 +176,13 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 def entry(token: str, **kw: object) -> TokenEntry:
     values: dict[str, object] = {
-        "token_id": uuid.uuid4(), "token_hash": hash_token(token), "user_id": uuid.uuid4(),
-        "username": "alice", "role": "member", "user_disabled": False, "expires_at": None,
+        "token_id": uuid.uuid4(),
+        "token_hash": hash_token(token),
+        "user_id": uuid.uuid4(),
+        "username": "alice",
+        "role": "member",
+        "user_disabled": False,
+        "expires_at": None,
         "revoked": False,
     }
     values.update(kw)
@@ -152,7 +197,11 @@ def test_authenticate_valid() -> None:
     e = entry(TOKEN, expires_at=NOW + timedelta(seconds=1), role="admin")
     principal = authenticate(table(e, entry(OTHER)), TOKEN, NOW)
     assert (principal.user_id, principal.username, principal.role, principal.token_id) == (
-        e.user_id, "alice", "admin", e.token_id)
+        e.user_id,
+        "alice",
+        "admin",
+        e.token_id,
+    )
 
 
 @pytest.mark.parametrize(

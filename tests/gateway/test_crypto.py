@@ -86,8 +86,9 @@ def test_first_key_encrypts_all_decrypt() -> None:
 
 def test_unknown_key_id_is_a_clear_error() -> None:
     blob = Keyring.from_text(_KEY_A).encrypt("s", aad=AAD)
-    with pytest.raises(KeyringError,
-                       match=r"not configured \(add it to AI_GATEWAY_ENCRYPTION_KEYS\)"):
+    with pytest.raises(
+        KeyringError, match=r"not configured \(add it to AI_GATEWAY_ENCRYPTION_KEYS\)"
+    ):
         Keyring.from_text(_KEY_B).decrypt(blob, aad=AAD)
 
 

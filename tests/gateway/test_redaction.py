@@ -57,7 +57,8 @@ def test_every_sensitive_header_is_masked(name: str) -> None:
 def test_auth_scheme_is_kept(scheme: str) -> None:
     assert mask_header_value("Authorization", f"{scheme} {LONG}") == f"{scheme} sk-a...9xQz"
     assert mask_header_value("Proxy-Authorization", f"{scheme}   {LONG}") == (
-        f"{scheme}   sk-a...9xQz")
+        f"{scheme}   sk-a...9xQz"
+    )
 
 
 def test_other_headers_untouched() -> None:
@@ -68,13 +69,15 @@ def test_other_headers_untouched() -> None:
 def test_cookie_values_masked_names_kept() -> None:
     cookie = f"session={LONG}; theme=dark-mode-on; csrf=0123456789abcdef"
     assert mask_header_value("Cookie", cookie) == (
-        "session=sk-a...9xQz; theme=da...on; csrf=0123...cdef")
+        "session=sk-a...9xQz; theme=da...on; csrf=0123...cdef"
+    )
 
 
 def test_set_cookie_attributes_stay_readable() -> None:
     value = f"session={LONG}; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT; HttpOnly; Secure"
     assert mask_header_value("Set-Cookie", value) == (
-        "session=sk-a...9xQz; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT; HttpOnly; Secure")
+        "session=sk-a...9xQz; Path=/; Expires=Wed, 21 Oct 2037 07:28:00 GMT; HttpOnly; Secure"
+    )
 
 
 def test_folded_set_cookie_does_not_leak_the_second_cookie() -> None:
@@ -83,10 +86,18 @@ def test_folded_set_cookie_does_not_leak_the_second_cookie() -> None:
 
 
 def test_redact_headers_keeps_order_and_duplicates() -> None:
-    fields = [("Host", "x"), ("X-Api-Key", LONG), ("x-api-key", "abcdefghijklmnopq"),
-              ("Accept", "*/*")]
-    assert redact_headers(fields) == [("Host", "x"), ("X-Api-Key", "sk-a...9xQz"),
-                                      ("x-api-key", "abcd...nopq"), ("Accept", "*/*")]
+    fields = [
+        ("Host", "x"),
+        ("X-Api-Key", LONG),
+        ("x-api-key", "abcdefghijklmnopq"),
+        ("Accept", "*/*"),
+    ]
+    assert redact_headers(fields) == [
+        ("Host", "x"),
+        ("X-Api-Key", "sk-a...9xQz"),
+        ("x-api-key", "abcd...nopq"),
+        ("Accept", "*/*"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -113,7 +124,8 @@ def test_every_sensitive_query_key_is_masked() -> None:
 
 def test_redact_path() -> None:
     assert redact_path(f"/v1beta/models/x:generate?key={LONG}&alt=sse") == (
-        "/v1beta/models/x:generate?key=sk-a...9xQz&alt=sse")
+        "/v1beta/models/x:generate?key=sk-a...9xQz&alt=sse"
+    )
     assert redact_path("/v1/messages") == "/v1/messages"
     assert redact_path("/v1/messages?beta=true") == "/v1/messages?beta=true"
 
@@ -148,11 +160,14 @@ def _assert_nothing_long_survives(secret: str, shown: str) -> None:
         assert secret[i : i + 6] not in shown, (secret, shown)
 
 
-@given(secret=secrets_, name=st.sampled_from(sorted(SENSITIVE_HEADERS)),
-       form=st.sampled_from(["raw", "bearer", "cookie"]))
+@given(
+    secret=secrets_,
+    name=st.sampled_from(sorted(SENSITIVE_HEADERS)),
+    form=st.sampled_from(["raw", "bearer", "cookie"]),
+)
 def test_property_headers_keep_only_the_hint(secret: str, name: str, form: str) -> None:
     value = {"raw": secret, "bearer": f"Bearer {secret}", "cookie": f"sid={secret}"}[form]
-    (shown_name, shown), = redact_headers([(name, value)])
+    ((shown_name, shown),) = redact_headers([(name, value)])
     assert shown_name == name
     _assert_nothing_long_survives(secret, shown)
     prefix = {"raw": "", "bearer": "Bearer ", "cookie": "sid="}[form]
@@ -163,16 +178,21 @@ def test_property_headers_keep_only_the_hint(secret: str, name: str, form: str) 
         assert shown == prefix + _hint(secret)
 
 
-@given(secret=st.text(alphabet=_QUERY_CHARS, min_size=12, max_size=120),
-       key=st.sampled_from(sorted(SENSITIVE_QUERY_KEYS)))
+@given(
+    secret=st.text(alphabet=_QUERY_CHARS, min_size=12, max_size=120),
+    key=st.sampled_from(sorted(SENSITIVE_QUERY_KEYS)),
+)
 def test_property_query_keeps_only_the_hint(secret: str, key: str) -> None:
     shown = redact_path(f"/v1/x?alt=sse&{key}={secret}&n=1")
     _assert_nothing_long_survives(secret, shown)
     assert shown == f"/v1/x?alt=sse&{key}={_hint(secret)}&n=1"
 
 
-@given(secret=secrets_, before=st.text(alphabet=" !#$%", max_size=20),
-       after=st.text(alphabet=" !#$%", min_size=1, max_size=20))
+@given(
+    secret=secrets_,
+    before=st.text(alphabet=" !#$%", max_size=20),
+    after=st.text(alphabet=" !#$%", min_size=1, max_size=20),
+)
 def test_property_scrubber_keeps_only_the_hint(secret: str, before: str, after: str) -> None:
     shown = SecretScrubber([secret]).scrub(f"{before}{secret}{after}{secret}")
     _assert_nothing_long_survives(secret, shown)

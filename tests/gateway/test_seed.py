@@ -39,8 +39,9 @@ def _live(engine: Engine, keyring: Keyring) -> dict[str, pstore.DecryptedProvide
 
 
 def test_specs_parse_numbered_and_legacy() -> None:
-    specs, problems = specs_from_environment({**ENV, "AI_GATEWAY_PROVIDER_3_TYPE": "bogus",
-                                              "AI_GATEWAY_PROVIDER_4_TYPE": "openai"})
+    specs, problems = specs_from_environment(
+        {**ENV, "AI_GATEWAY_PROVIDER_3_TYPE": "bogus", "AI_GATEWAY_PROVIDER_4_TYPE": "openai"}
+    )
     assert [(s.name, s.type, s.keys) for s in specs] == [
         ("anthropic-corp", "anthropic", ("sk-ant-seed-one-111111", "sk-ant-seed-two-222222")),
         ("local-llm", "openai-compat", ("sk-local-333333",)),
@@ -49,8 +50,9 @@ def test_specs_parse_numbered_and_legacy() -> None:
     assert len(problems) == 2 and "PROVIDER_3_TYPE" in problems[0] and "PROVIDER_4" in problems[1]
 
 
-def test_first_start_restart_delete_restart(engine: Engine, keyring: Keyring,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_first_start_restart_delete_restart(
+    engine: Engine, keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING):
         created = seed_from_environment(engine, keyring, ENV)
     assert created == ["anthropic-corp", "local-llm", "openai"]
@@ -61,13 +63,17 @@ def test_first_start_restart_delete_restart(engine: Engine, keyring: Keyring,
     assert seed_from_environment(engine, keyring, ENV) == []  # restart: nothing new
     assert len(_live(engine, keyring)) == 3
     with Session(engine) as s:
-        pstore.delete_provider(s, provider=pstore.get_provider(s, ref="local-llm"), actor=SYSTEM_ACTOR)
+        pstore.delete_provider(
+            s, provider=pstore.get_provider(s, ref="local-llm"), actor=SYSTEM_ACTOR
+        )
         s.commit()
     assert seed_from_environment(engine, keyring, ENV) == []  # deleted stays deleted
     assert set(_live(engine, keyring)) == {"anthropic-corp", "openai"}
 
 
-def test_drift_is_reported(engine: Engine, keyring: Keyring, caplog: pytest.LogCaptureFixture) -> None:
+def test_drift_is_reported(
+    engine: Engine, keyring: Keyring, caplog: pytest.LogCaptureFixture
+) -> None:
     seed_from_environment(engine, keyring, ENV)
     changed = {**ENV, "AI_GATEWAY_PROVIDER_1_BASE_URL": "https://other.example.com"}
     with caplog.at_level(logging.WARNING):
@@ -82,9 +88,12 @@ def test_existing_provider_is_adopted_not_overwritten(engine: Engine, keyring: K
     from gateway.models import ProviderCreate
 
     with Session(engine) as s:
-        pstore.create_provider(s, data=ProviderCreate(type="openai", name="openai",
-                                                      api_keys=["sk-by-hand-555555"]),
-                               keyring=keyring, actor=SYSTEM_ACTOR)
+        pstore.create_provider(
+            s,
+            data=ProviderCreate(type="openai", name="openai", api_keys=["sk-by-hand-555555"]),
+            keyring=keyring,
+            actor=SYSTEM_ACTOR,
+        )
         s.commit()
     assert "openai" not in seed_from_environment(engine, keyring, ENV)
     assert _live(engine, keyring)["openai"].api_keys == ("sk-by-hand-555555",)

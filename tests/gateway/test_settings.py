@@ -36,12 +36,24 @@ def write_yaml(tmp_path: Path, text: str, name: str = "gw.yaml") -> Path:
 def test_defaults_with_an_empty_environment() -> None:
     loaded = load_settings(environ={})
     s = loaded.settings
-    assert (s.enabled, s.data_dir, s.database_url, s.encryption_keys) == (True, Path("data"), "",
-                                                                         None)
+    assert (s.enabled, s.data_dir, s.database_url, s.encryption_keys) == (
+        True,
+        Path("data"),
+        "",
+        None,
+    )
     assert (s.retention, s.retention_interval, s.log_level, s.max_request_body) == (
-        "60d", "10m", "info", "32MiB")
+        "60d",
+        "10m",
+        "info",
+        "32MiB",
+    )
     assert (s.upstream_timeout, s.allow_private_upstreams, s.byok, s.journal_max_bytes) == (
-        "600s", False, True, "512MiB")
+        "600s",
+        False,
+        True,
+        "512MiB",
+    )
     assert (s.reload_interval, s.flow_limit, s.http2, s.dump_dir) == ("1s", 1000, False, "")
     assert (s.log_human, s.log_json, s.structured_logging) == ("/dev/stderr", "", False)
     assert set(loaded.sources.values()) == {"default"}
@@ -66,13 +78,18 @@ def test_without_environ_the_process_environment_is_read(monkeypatch: pytest.Mon
 
 
 def test_precedence_flag_env_yaml_default(tmp_path: Path) -> None:
-    cfg = write_yaml(tmp_path, "ai_gateway:\n  retention: 30d\n  retention_interval: 5m\n"
-                               "  log_level: warning\n")
+    cfg = write_yaml(
+        tmp_path, "ai_gateway:\n  retention: 30d\n  retention_interval: 5m\n  log_level: warning\n"
+    )
     env = {"AI_GATEWAY_RETENTION": "20d", "AI_GATEWAY_RETENTION_INTERVAL": "2m"}
     loaded = load_settings({"retention": "10d"}, config_file=cfg, environ=env)
     s = loaded.settings
     assert (s.retention, s.retention_interval, s.log_level, s.upstream_timeout) == (
-        "10d", "2m", "warning", "600s")
+        "10d",
+        "2m",
+        "warning",
+        "600s",
+    )
     assert loaded.sources["retention"] == "flag"
     assert loaded.sources["retention_interval"] == "env"
     assert loaded.sources["log_level"] == f"yaml:{cfg}"
@@ -91,8 +108,9 @@ def test_precedence_flag_env_yaml_default(tmp_path: Path) -> None:
         ("1d", "2d", None, "1d", "flag"),
     ],
 )
-def test_precedence_table(tmp_path: Path, flag: str | None, env: str | None, yaml: str | None,
-                          value: str, source: str) -> None:
+def test_precedence_table(
+    tmp_path: Path, flag: str | None, env: str | None, yaml: str | None, value: str, source: str
+) -> None:
     cfg = write_yaml(tmp_path, f"ai_gateway:\n  retention: {yaml}\n" if yaml else "ai_gateway:\n")
     environ = {"AI_GATEWAY_RETENTION": env} if env else {}
     loaded = load_settings({"retention": flag}, config_file=cfg, environ=environ)
@@ -167,8 +185,10 @@ def test_empty_yaml_file(tmp_path: Path) -> None:
         ("- a\n- b\n", r"expected a mapping with an 'ai_gateway:' key"),
         ("just a string\n", r"expected a mapping"),
         ("ai_gateway: [1, 2]\n", r"'ai_gateway:' must be a mapping"),
-        ("ai_gateway:\n  retention: 1d\n  colour: blue\n  bogus: 1\n",
-         r"unknown keys under ai_gateway: bogus, colour"),
+        (
+            "ai_gateway:\n  retention: 1d\n  colour: blue\n  bogus: 1\n",
+            r"unknown keys under ai_gateway: bogus, colour",
+        ),
         ("ai_gateway:\n  1: x\n  zz: y\n", r"unknown keys under ai_gateway: 1, zz"),
         ("ai_gateway: {retention: [\n", r"is not valid YAML"),
     ],
@@ -232,15 +252,18 @@ def test_none_overrides_are_not_flags() -> None:
     assert loaded.sources["retention"] == "env"
 
 
-@pytest.mark.parametrize(("text", "value"), [("false", False), ("0", False), ("no", False),
-                                             ("TRUE", True), ("1", True), ("yes", True)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("false", False), ("0", False), ("no", False), ("TRUE", True), ("1", True), ("yes", True)],
+)
 def test_env_booleans(text: str, value: bool) -> None:
     assert load_settings(environ={"AI_GATEWAY_BYOK": text}).settings.byok is value
 
 
 def test_env_names_are_case_insensitive_and_prefixed() -> None:
-    loaded = load_settings(environ={"ai_gateway_http2": "true", "HTTP2": "false",
-                                    "GATEWAY_FLOW_LIMIT": "3"})
+    loaded = load_settings(
+        environ={"ai_gateway_http2": "true", "HTTP2": "false", "GATEWAY_FLOW_LIMIT": "3"}
+    )
     assert loaded.settings.http2 is True
     assert loaded.settings.flow_limit == 1000
 
@@ -251,9 +274,16 @@ def test_log_level_is_normalised() -> None:
 
 
 def test_derived_values(tmp_path: Path) -> None:
-    s = load_settings({"data_dir": str(tmp_path), "retention": "1d12h", "upstream_timeout": "90s",
-                       "reload_interval": "250ms", "journal_max_bytes": "1MiB"},
-                      environ={}).settings
+    s = load_settings(
+        {
+            "data_dir": str(tmp_path),
+            "retention": "1d12h",
+            "upstream_timeout": "90s",
+            "reload_interval": "250ms",
+            "journal_max_bytes": "1MiB",
+        },
+        environ={},
+    ).settings
     assert s.retention_delta == timedelta(hours=36)
     assert s.retention_interval_delta == timedelta(minutes=10)
     assert s.upstream_timeout_seconds == 90.0

@@ -28,10 +28,19 @@ KEY3 = "sk-ant-api03-THIRDkeyTHIRDkeyTHIRDkey-0003"
 ALICE = Actor(name="alice", id=uuid.uuid4())
 
 
-def create(session: Session, keyring: Keyring, name: str = "anthropic-corp",
-           keys: list[str] | None = None, **kw: object) -> Provider:
-    data = ProviderCreate(type=kw.pop("type", "anthropic"), name=name,  # type: ignore[arg-type]
-                          api_keys=keys or [KEY1], **kw)  # type: ignore[arg-type]
+def create(
+    session: Session,
+    keyring: Keyring,
+    name: str = "anthropic-corp",
+    keys: list[str] | None = None,
+    **kw: object,
+) -> Provider:
+    data = ProviderCreate(
+        type=kw.pop("type", "anthropic"),
+        name=name,  # type: ignore[arg-type]
+        api_keys=keys or [KEY1],
+        **kw,
+    )  # type: ignore[arg-type]
     provider = pstore.create_provider(session, data=data, keyring=keyring, actor=ALICE)
     session.commit()
     return provider
@@ -48,13 +57,21 @@ def raw_ciphertexts(engine: Engine) -> list[bytes]:
 
 # --- providers --------------------------------------------------------------------------------
 
-def test_create_and_read_back(session: Session, keyring: Keyring,
-                              new_session: Callable[[], Session]) -> None:
+
+def test_create_and_read_back(
+    session: Session, keyring: Keyring, new_session: Callable[[], Session]
+) -> None:
     p = create(session, keyring, display_name="Corp Anthropic", base_url="https://llm.example.com/")
     with new_session() as s:
         got = pstore.get_provider(s, ref="anthropic-corp")
         assert (got.id, got.type, got.name, got.display_name, got.enabled, got.base_url) == (
-            p.id, "anthropic", "anthropic-corp", "Corp Anthropic", True, "https://llm.example.com")
+            p.id,
+            "anthropic",
+            "anthropic-corp",
+            "Corp Anthropic",
+            True,
+            "https://llm.example.com",
+        )
         assert pstore.get_provider(s, ref=str(p.id)).id == p.id
         assert got.created_at.tzinfo is not None and got.created_at.utcoffset() == timedelta(0)
         public = pstore.to_public(s, got)
@@ -88,8 +105,9 @@ def test_unknown_type_is_refused_by_the_model() -> None:
         ({"display_name": "x" * 201}, "display_name"),
     ],
 )
-def test_create_validates(session: Session, keyring: Keyring, kw: dict[str, object],
-                          field: str) -> None:
+def test_create_validates(
+    session: Session, keyring: Keyring, kw: dict[str, object], field: str
+) -> None:
     kw = dict(kw)  # the parameter is shared by both database runs
     name = str(kw.pop("name", "ok-name"))
     with pytest.raises(InvalidField) as exc:
@@ -120,13 +138,16 @@ def test_names_unique_among_live_providers(session: Session, keyring: Keyring) -
     second = create(session, keyring, "dup")
     assert second.id != first.id
     assert [p.id for p in pstore.list_providers(session)] == [second.id]
-    assert {p.id for p in pstore.list_providers(session, include_deleted=True)} == {first.id,
-                                                                                    second.id}
+    assert {p.id for p in pstore.list_providers(session, include_deleted=True)} == {
+        first.id,
+        second.id,
+    }
     assert pstore.get_provider(session, ref="dup").id == second.id
 
 
-def test_race_on_a_name_is_a_conflict_not_a_crash(session: Session, keyring: Keyring,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_race_on_a_name_is_a_conflict_not_a_crash(
+    session: Session, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
     create(session, keyring, "raced")
     # Another process inserted the name between our check and our insert.
     monkeypatch.setattr(pstore, "_live", lambda _s, _n: None)
@@ -146,8 +167,9 @@ def test_get_unknown_or_deleted(session: Session, keyring: Keyring) -> None:
             pstore.get_provider(session, ref=ref)
 
 
-def test_delete_soft_deletes_and_erases_keys(session: Session, keyring: Keyring,
-                                             engine: Engine) -> None:
+def test_delete_soft_deletes_and_erases_keys(
+    session: Session, keyring: Keyring, engine: Engine
+) -> None:
     p = create(session, keyring, "del", keys=[KEY1, KEY2])
     pstore.delete_provider(session, provider=p, actor=ALICE)
     session.commit()
@@ -161,20 +183,35 @@ def test_delete_soft_deletes_and_erases_keys(session: Session, keyring: Keyring,
 def test_update_fields(session: Session, keyring: Keyring) -> None:
     p = create(session, keyring, "upd")
     before = p.updated_at
-    pstore.update_provider(session, provider=p, keyring=keyring, actor=ALICE,
-                           changes=ProviderUpdate(display_name="Shiny", enabled=False,
-                                                  base_url="https://proxy.example/anthropic/"))
+    pstore.update_provider(
+        session,
+        provider=p,
+        keyring=keyring,
+        actor=ALICE,
+        changes=ProviderUpdate(
+            display_name="Shiny", enabled=False, base_url="https://proxy.example/anthropic/"
+        ),
+    )
     session.commit()
     got = pstore.get_provider(session, ref="upd")
     assert (got.display_name, got.enabled, got.base_url) == (
-        "Shiny", False, "https://proxy.example/anthropic")
+        "Shiny",
+        False,
+        "https://proxy.example/anthropic",
+    )
     assert got.updated_at >= before
-    pstore.update_provider(session, provider=got, keyring=keyring, actor=ALICE,
-                           changes=ProviderUpdate(display_name=""))
+    pstore.update_provider(
+        session, provider=got, keyring=keyring, actor=ALICE, changes=ProviderUpdate(display_name="")
+    )
     assert got.display_name == "upd"
     with pytest.raises(InvalidField, match="base_url"):
-        pstore.update_provider(session, provider=got, keyring=keyring, actor=ALICE,
-                               changes=ProviderUpdate(base_url="https://x.example/?a=1"))
+        pstore.update_provider(
+            session,
+            provider=got,
+            keyring=keyring,
+            actor=ALICE,
+            changes=ProviderUpdate(base_url="https://x.example/?a=1"),
+        )
 
 
 def test_update_model_forbids_unknown_fields() -> None:
@@ -188,8 +225,15 @@ def test_update_model_forbids_unknown_fields() -> None:
 
 # --- keys -------------------------------------------------------------------------------------
 
-def test_keys_encrypted_at_rest(session: Session, keyring: Keyring, engine: Engine,
-                                db_url: str, tmp_path: Path, db_dump: Callable[[], str]) -> None:
+
+def test_keys_encrypted_at_rest(
+    session: Session,
+    keyring: Keyring,
+    engine: Engine,
+    db_url: str,
+    tmp_path: Path,
+    db_dump: Callable[[], str],
+) -> None:
     create(session, keyring, "enc", keys=[KEY1, KEY2])
     blobs = raw_ciphertexts(engine)
     assert len(blobs) == 2
@@ -260,11 +304,20 @@ def test_key_replacement_rejects(session: Session, keyring: Keyring, refs: str) 
         "empty": [],
         "bad-new": [KeyRef(api_key="has space")],
     }[refs]
-    message = {"unknown": "unknown key id", "twice": "given twice",
-               "empty": "at least one API key", "bad-new": "printable ASCII"}[refs]
+    message = {
+        "unknown": "unknown key id",
+        "twice": "given twice",
+        "empty": "at least one API key",
+        "bad-new": "printable ASCII",
+    }[refs]
     with pytest.raises(InvalidField, match=message):
-        pstore.update_provider(session, provider=p, changes=ProviderUpdate(api_keys=given),
-                               keyring=keyring, actor=ALICE)
+        pstore.update_provider(
+            session,
+            provider=p,
+            changes=ProviderUpdate(api_keys=given),
+            keyring=keyring,
+            actor=ALICE,
+        )
     session.rollback()
     assert [k.id for k in pstore.provider_keys(session, provider_id=p.id)] == [k1.id]
 
@@ -274,8 +327,13 @@ def test_key_of_another_provider_is_unknown(session: Session, keyring: Keyring) 
     b = create(session, keyring, "b", keys=[KEY2])
     (kb,) = pstore.provider_keys(session, provider_id=b.id)
     with pytest.raises(InvalidField, match="unknown key id"):
-        pstore.update_provider(session, provider=a, keyring=keyring, actor=ALICE,
-                               changes=ProviderUpdate(api_keys=[KeyRef(id=kb.id)]))
+        pstore.update_provider(
+            session,
+            provider=a,
+            keyring=keyring,
+            actor=ALICE,
+            changes=ProviderUpdate(api_keys=[KeyRef(id=kb.id)]),
+        )
 
 
 def test_load_live_providers_decrypts(session: Session, keyring: Keyring) -> None:
@@ -286,14 +344,17 @@ def test_load_live_providers_decrypts(session: Session, keyring: Keyring) -> Non
     session.commit()
     live = pstore.load_live_providers(session, keyring=keyring)
     assert [(p.name, p.enabled, p.api_keys) for p in live] == [
-        ("a-first", False, (KEY1,)), ("b-second", True, (KEY2, KEY3))]
+        ("a-first", False, (KEY1,)),
+        ("b-second", True, (KEY2, KEY3)),
+    ]
     assert {p.id for p in live} == {a.id, b.id}
     with pytest.raises(KeyringError, match="not configured"):
         pstore.load_live_providers(session, keyring=Keyring.from_text(generate_key()))
 
 
-def test_rotate_encryption(session: Session, keyring: Keyring, key_text: str,
-                           engine: Engine) -> None:
+def test_rotate_encryption(
+    session: Session, keyring: Keyring, key_text: str, engine: Engine
+) -> None:
     create(session, keyring, "r1", keys=[KEY1, KEY2])
     create(session, keyring, "r2", keys=[KEY3])
     old_blobs = set(raw_ciphertexts(engine))
@@ -309,15 +370,17 @@ def test_rotate_encryption(session: Session, keyring: Keyring, key_text: str,
     assert pstore.rotate_encryption(session, keyring=both) == 0
     session.commit()
     only_new = Keyring.from_text(new_key)
-    assert sorted(k for p in pstore.load_live_providers(session, keyring=only_new)
-                  for k in p.api_keys) == sorted([KEY1, KEY2, KEY3])
+    assert sorted(
+        k for p in pstore.load_live_providers(session, keyring=only_new) for k in p.api_keys
+    ) == sorted([KEY1, KEY2, KEY3])
     assert current_version(session) == version + 1
     (row,) = [a for a in audit_rows(session) if a.action == "keys.rotate"]
     assert row.details == {"reencrypted": 3}
 
 
-def test_rotate_with_a_missing_key_changes_nothing(session: Session, keyring: Keyring,
-                                                   engine: Engine) -> None:
+def test_rotate_with_a_missing_key_changes_nothing(
+    session: Session, keyring: Keyring, engine: Engine
+) -> None:
     create(session, keyring, "r", keys=[KEY1])
     before = raw_ciphertexts(engine)
     with pytest.raises(KeyringError):
@@ -328,8 +391,10 @@ def test_rotate_with_a_missing_key_changes_nothing(session: Session, keyring: Ke
 
 # --- version and audit --------------------------------------------------------------------------
 
-def test_every_change_bumps_the_version_and_is_audited(session: Session, keyring: Keyring,
-                                                       db_dump: Callable[[], str]) -> None:
+
+def test_every_change_bumps_the_version_and_is_audited(
+    session: Session, keyring: Keyring, db_dump: Callable[[], str]
+) -> None:
     seen = [current_version(session)]
 
     def step() -> None:
@@ -338,11 +403,17 @@ def test_every_change_bumps_the_version_and_is_audited(session: Session, keyring
 
     p = create(session, keyring, "audited", keys=[KEY1])
     seen.append(current_version(session))
-    pstore.update_provider(session, provider=p, keyring=keyring, actor=ALICE,
-                           changes=ProviderUpdate(enabled=False))
+    pstore.update_provider(
+        session, provider=p, keyring=keyring, actor=ALICE, changes=ProviderUpdate(enabled=False)
+    )
     step()
-    pstore.update_provider(session, provider=p, keyring=keyring, actor=ALICE,
-                           changes=ProviderUpdate(api_keys=[KeyRef(api_key=KEY2)]))
+    pstore.update_provider(
+        session,
+        provider=p,
+        keyring=keyring,
+        actor=ALICE,
+        changes=ProviderUpdate(api_keys=[KeyRef(api_key=KEY2)]),
+    )
     step()
     user = ustore.create_user(session, username="bob", role="member", actor=ALICE)
     step()
@@ -356,9 +427,18 @@ def test_every_change_bumps_the_version_and_is_audited(session: Session, keyring
     step()
     assert seen == list(range(9))
     actions = sorted(a.action for a in audit_rows(session))
-    assert actions == sorted(["provider.create", "provider.update", "provider.update",
-                              "user.create", "user.update", "token.create", "token.revoke",
-                              "provider.delete"])
+    assert actions == sorted(
+        [
+            "provider.create",
+            "provider.update",
+            "provider.update",
+            "user.create",
+            "user.update",
+            "token.create",
+            "token.revoke",
+            "provider.delete",
+        ]
+    )
     for row in audit_rows(session):
         assert (row.actor, row.actor_id) == ("alice", ALICE.id)
         assert row.created_at.tzinfo is not None
@@ -366,8 +446,12 @@ def test_every_change_bumps_the_version_and_is_audited(session: Session, keyring
         for secret in (KEY1, KEY2, created.token):
             assert secret not in blob
     create_row = next(a for a in audit_rows(session) if a.action == "provider.create")
-    assert create_row.details == {"type": "anthropic", "base_url": "https://api.anthropic.com",
-                                  "enabled": True, "keys": 1}
+    assert create_row.details == {
+        "type": "anthropic",
+        "base_url": "https://api.anthropic.com",
+        "enabled": True,
+        "keys": 1,
+    }
     assert (create_row.target_type, create_row.target_name) == ("provider", "audited")
     dump = db_dump()
     for secret in (KEY1, KEY2, created.token):

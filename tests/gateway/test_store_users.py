@@ -18,6 +18,7 @@ from schema.models import ApiToken
 
 # --- users and tokens ---------------------------------------------------------------------------
 
+
 def test_users(session: Session) -> None:
     u = ustore.create_user(session, username="alice", role="admin", actor=SYSTEM_ACTOR)
     ustore.create_user(session, username="Bob", role="member", actor=SYSTEM_ACTOR)
@@ -68,8 +69,9 @@ def test_user_race_is_a_conflict(session: Session, monkeypatch: pytest.MonkeyPat
 def test_tokens(session: Session, engine: Engine, db_dump: Callable[[], str]) -> None:
     u = ustore.create_user(session, username="frank", role="member", actor=SYSTEM_ACTOR)
     expires = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
-    created = ustore.create_token(session, user=u, name="laptop", expires_at=expires,
-                                  actor=SYSTEM_ACTOR)
+    created = ustore.create_token(
+        session, user=u, name="laptop", expires_at=expires, actor=SYSTEM_ACTOR
+    )
     session.commit()
     assert created.token.startswith("aib_") and len(created.token) == 47
     assert created.hint == f"{created.token[:4]}...{created.token[-4:]}"
@@ -96,12 +98,14 @@ def test_tokens(session: Session, engine: Engine, db_dump: Callable[[], str]) ->
 def test_token_expiry_must_be_aware(session: Session) -> None:
     u = ustore.create_user(session, username="gina", role="member", actor=SYSTEM_ACTOR)
     with pytest.raises(InvalidField) as exc:
-        ustore.create_token(session, user=u, name="", expires_at=datetime(2031, 1, 1),
-                            actor=SYSTEM_ACTOR)
+        ustore.create_token(
+            session, user=u, name="", expires_at=datetime(2031, 1, 1), actor=SYSTEM_ACTOR
+        )
     assert exc.value.field == "expires_at"
     other_zone = datetime(2031, 1, 1, 9, tzinfo=timezone(timedelta(hours=9)))
-    created = ustore.create_token(session, user=u, name="", expires_at=other_zone,
-                                  actor=SYSTEM_ACTOR)
+    created = ustore.create_token(
+        session, user=u, name="", expires_at=other_zone, actor=SYSTEM_ACTOR
+    )
     session.commit()
     row = ustore.get_token(session, token_id=created.id)
     session.refresh(row)
@@ -114,8 +118,9 @@ def test_list_tokens_per_user(session: Session) -> None:
     a = ustore.create_user(session, username="ha", role="member", actor=SYSTEM_ACTOR)
     b = ustore.create_user(session, username="hb", role="member", actor=SYSTEM_ACTOR)
     for user in (a, b, a):
-        ustore.create_token(session, user=user, name=user.username, expires_at=None,
-                            actor=SYSTEM_ACTOR)
+        ustore.create_token(
+            session, user=user, name=user.username, expires_at=None, actor=SYSTEM_ACTOR
+        )
     session.commit()
     assert [n for _, n in ustore.list_tokens(session, user=a)] == ["ha", "ha"]
     assert sorted(n for _, n in ustore.list_tokens(session)) == ["ha", "ha", "hb"]
@@ -123,8 +128,7 @@ def test_list_tokens_per_user(session: Session) -> None:
 
 def test_revoking_twice_is_one_change(session: Session) -> None:
     user = ustore.create_user(session, username="carol", role="member", actor=SYSTEM_ACTOR)
-    created = ustore.create_token(session, user=user, name="", expires_at=None,
-                                  actor=SYSTEM_ACTOR)
+    created = ustore.create_token(session, user=user, name="", expires_at=None, actor=SYSTEM_ACTOR)
     session.commit()
     token = ustore.get_token(session, token_id=created.id)
     ustore.revoke_token(session, token=token, actor=SYSTEM_ACTOR)

@@ -28,8 +28,10 @@ from gateway.units import format_duration, parse_duration, parse_size
         ("1.5h", timedelta(minutes=90)),
         ("1h1ms", timedelta(hours=1, milliseconds=1)),
         (" 7D ", timedelta(days=7)),
-        ("1w2d3h4m5s6ms", timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5,
-                                     milliseconds=6)),
+        (
+            "1w2d3h4m5s6ms",
+            timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5, milliseconds=6),
+        ),
     ],
 )
 def test_parse_duration(text: str, expected: timedelta) -> None:
@@ -38,8 +40,28 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "abc", "5", "d", "-1d", "+1d", "1x", "1d 12h", "12h5", "1.d", ".5h", "1e3s",
-     "1dd", "1mss", "٣d", "３d", "1d\x00", "0x10s", "99999999999999999999w"],
+    [
+        "",
+        "   ",
+        "abc",
+        "5",
+        "d",
+        "-1d",
+        "+1d",
+        "1x",
+        "1d 12h",
+        "12h5",
+        "1.d",
+        ".5h",
+        "1e3s",
+        "1dd",
+        "1mss",
+        "٣d",
+        "３d",
+        "1d\x00",
+        "0x10s",
+        "99999999999999999999w",
+    ],
 )
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError) as exc:
@@ -82,8 +104,11 @@ def test_format_then_parse_round_trips(seconds: int) -> None:
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
-@given(st.lists(st.tuples(st.sampled_from(sorted(_UNITS)), st.integers(0, 10**4)),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(sorted(_UNITS)), st.integers(0, 10**4)), min_size=1, max_size=6
+    )
+)
 def test_parse_composite_duration_is_the_sum(parts: list[tuple[str, int]]) -> None:
     text = "".join(f"{n}{unit}" for unit, n in parts)
     assert parse_duration(text) == timedelta(seconds=sum(n * _UNITS[u] for u, n in parts))
@@ -128,9 +153,22 @@ def test_parse_size_rejects(text: str) -> None:
         parse_size(text)
 
 
-@given(st.integers(min_value=0, max_value=10**6),
-       st.sampled_from([("", 1), ("k", 1024), ("KiB", 1024), ("m", 1024**2), ("MiB", 1024**2),
-                        ("G", 1024**3), ("gb", 1024**3), ("TiB", 1024**4), ("B", 1)]))
+@given(
+    st.integers(min_value=0, max_value=10**6),
+    st.sampled_from(
+        [
+            ("", 1),
+            ("k", 1024),
+            ("KiB", 1024),
+            ("m", 1024**2),
+            ("MiB", 1024**2),
+            ("G", 1024**3),
+            ("gb", 1024**3),
+            ("TiB", 1024**4),
+            ("B", 1),
+        ]
+    ),
+)
 def test_size_with_unit_round_trips(n: int, unit: tuple[str, int]) -> None:
     suffix, factor = unit
     assert parse_size(f"{n}{suffix}") == n * factor

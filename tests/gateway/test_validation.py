@@ -16,8 +16,9 @@ from gateway.validation import (
 )
 
 
-@pytest.mark.parametrize("name", ["anthropic-corp", "a", "a1-b2", "openai", "0", "x" * 63,
-                                  "a-b-c-d", "9lives"])
+@pytest.mark.parametrize(
+    "name", ["anthropic-corp", "a", "a1-b2", "openai", "0", "x" * 63, "a-b-c-d", "9lives"]
+)
 def test_valid_provider_names(name: str) -> None:
     assert provider_name(name) == name
     assert is_provider_name(name) is True
@@ -25,8 +26,29 @@ def test_valid_provider_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Anthropic", "ANTHROPIC", "..", ".", "-a", "a-", "a--b", "", "x" * 64, "ａｎｔｈｒｏｐｉｃ",
-     "a\x00", "%2e", "%2e%2e", "a_b", "a.b", "a b", " a", "a/b", "é", "a\n", "ı"],
+    [
+        "Anthropic",
+        "ANTHROPIC",
+        "..",
+        ".",
+        "-a",
+        "a-",
+        "a--b",
+        "",
+        "x" * 64,
+        "ａｎｔｈｒｏｐｉｃ",
+        "a\x00",
+        "%2e",
+        "%2e%2e",
+        "a_b",
+        "a.b",
+        "a b",
+        " a",
+        "a/b",
+        "é",
+        "a\n",
+        "ı",
+    ],
 )
 def test_invalid_provider_names(name: str) -> None:
     with pytest.raises(InvalidField) as exc:
@@ -44,14 +66,16 @@ def test_provider_name_messages() -> None:
         provider_name("A")
 
 
-@pytest.mark.parametrize("name", ["alice", "Bob", "a", "alice.smith@example.com", "x_y-z",
-                                  "1" + "a" * 63])
+@pytest.mark.parametrize(
+    "name", ["alice", "Bob", "a", "alice.smith@example.com", "x_y-z", "1" + "a" * 63]
+)
 def test_valid_usernames(name: str) -> None:
     assert username(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "-alice", ".alice", "al ice", "a" * 65, "ålice", "a\n",
-                                  "a/b", "a\x00"])
+@pytest.mark.parametrize(
+    "name", ["", "-alice", ".alice", "al ice", "a" * 65, "ålice", "a\n", "a/b", "a\x00"]
+)
 def test_invalid_usernames(name: str) -> None:
     with pytest.raises(InvalidField) as exc:
         username(name)
@@ -66,7 +90,10 @@ def test_invalid_usernames(name: str) -> None:
         ("https://api.openai.com/v1/", "https://api.openai.com/v1"),
         ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"),
         ("http://[::1]:8080/", "http://[::1]:8080"),
-        ("https://gateway.internal_corp.example:8443/openai//", "https://gateway.internal_corp.example:8443/openai"),
+        (
+            "https://gateway.internal_corp.example:8443/openai//",
+            "https://gateway.internal_corp.example:8443/openai",
+        ),
         ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example"),
         ("http://localhost:8080", "http://localhost:8080"),
         ("https://api.example.com.:443/v1", "https://api.example.com.:443/v1"),

@@ -39,13 +39,25 @@ class Cli:
     data: Path
     env: dict[str, str | None] = field(default_factory=dict)
 
-    def run(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
-            root: tuple[str, ...] | None = None) -> Result:
-        roots = root if root is not None else (
-            "--database-url", f"sqlite:///{self.db}", "--data-dir", str(self.data))
-        return CliRunner().invoke(self.factory(), [*roots, *args],
-                                  env={**self.env, **(env or {})}, input=input,
-                                  catch_exceptions=False)
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        root: tuple[str, ...] | None = None,
+    ) -> Result:
+        roots = (
+            root
+            if root is not None
+            else ("--database-url", f"sqlite:///{self.db}", "--data-dir", str(self.data))
+        )
+        return CliRunner().invoke(
+            self.factory(),
+            [*roots, *args],
+            env={**self.env, **(env or {})},
+            input=input,
+            catch_exceptions=False,
+        )
 
     def ok(self, *args: str, **kw: Any) -> Result:
         result = self.run(*args, **kw)
@@ -56,8 +68,16 @@ class Cli:
         return json.loads(self.ok(*args, "--json", **kw).stdout)
 
     def add(self, name: str = "corp", *keys: str, **kw: Any) -> Any:
-        args = ["providers", "add", "--type", "anthropic", "--name", name,
-                "--base-url", "http://127.0.0.1:9"]
+        args = [
+            "providers",
+            "add",
+            "--type",
+            "anthropic",
+            "--name",
+            name,
+            "--base-url",
+            "http://127.0.0.1:9",
+        ]
         for key in keys or (KEY,):
             args += ["--api-key", key]
         return self.json(*args, env={**ALLOW, **kw.pop("env", {})}, **kw)
@@ -89,13 +109,31 @@ def assert_error(result: Result, code: int, fragment: str) -> None:
 
 # --- providers --------------------------------------------------------------------------------
 
+
 def test_providers_add_json_masks_the_key(cli: Cli) -> None:
-    result = cli.ok("providers", "add", "--type", "anthropic", "--name", "anthropic-corp",
-                    "--base-url", "http://127.0.0.1:9/", "--api-key", KEY, "--json", env=ALLOW)
+    result = cli.ok(
+        "providers",
+        "add",
+        "--type",
+        "anthropic",
+        "--name",
+        "anthropic-corp",
+        "--base-url",
+        "http://127.0.0.1:9/",
+        "--api-key",
+        KEY,
+        "--json",
+        env=ALLOW,
+    )
     assert KEY not in result.stdout and KEY not in result.stderr
     p = json.loads(result.stdout)
     assert (p["type"], p["name"], p["display_name"], p["enabled"], p["base_url"]) == (
-        "anthropic", "anthropic-corp", "anthropic-corp", True, "http://127.0.0.1:9")
+        "anthropic",
+        "anthropic-corp",
+        "anthropic-corp",
+        True,
+        "http://127.0.0.1:9",
+    )
     assert [k["masked"] for k in p["api_keys"]] == ["sk-a...0001"]
     # the key file was generated (0600) in the data dir and is what encrypted the key
     key_file = cli.data / KEY_FILE_NAME
@@ -107,16 +145,37 @@ def test_providers_add_json_masks_the_key(cli: Cli) -> None:
 
 
 def test_providers_add_human_output(cli: Cli) -> None:
-    result = cli.ok("providers", "add", "--type", "anthropic", "--name", "human",
-                    "--base-url", "http://127.0.0.1:9", "--api-key", KEY, env=ALLOW)
+    result = cli.ok(
+        "providers",
+        "add",
+        "--type",
+        "anthropic",
+        "--name",
+        "human",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--api-key",
+        KEY,
+        env=ALLOW,
+    )
     assert "added provider 'human': route /api/v2/aibridge/human/" in result.stderr
     assert "sk-a...0001" in result.stdout
     assert KEY not in result.stdout + result.stderr
 
 
 def test_loopback_base_url_needs_allow_private_upstreams(cli: Cli) -> None:
-    args = ("providers", "add", "--type", "openai-compat", "--name", "local",
-            "--base-url", "http://127.0.0.1:11434/v1", "--api-key", KEY)
+    args = (
+        "providers",
+        "add",
+        "--type",
+        "openai-compat",
+        "--name",
+        "local",
+        "--base-url",
+        "http://127.0.0.1:11434/v1",
+        "--api-key",
+        KEY,
+    )
     refused = cli.run(*args)
     assert_error(refused, 2, "base_url: 127.0.0.1 resolves to a loopback")
     assert "--ai-gateway-allow-private-upstreams" in refused.stderr
@@ -126,25 +185,79 @@ def test_loopback_base_url_needs_allow_private_upstreams(cli: Cli) -> None:
 
 
 def test_public_ip_is_accepted_without_the_flag(cli: Cli) -> None:
-    p = cli.json("providers", "add", "--type", "openai", "--name", "pub",
-                 "--base-url", "https://8.8.8.8/v1", "--api-key", KEY)
+    p = cli.json(
+        "providers",
+        "add",
+        "--type",
+        "openai",
+        "--name",
+        "pub",
+        "--base-url",
+        "https://8.8.8.8/v1",
+        "--api-key",
+        KEY,
+    )
     assert p["base_url"] == "https://8.8.8.8/v1"
 
 
 def test_duplicate_and_invalid_names(cli: Cli) -> None:
     cli.add("dup")
-    assert_error(cli.run("providers", "add", "--type", "anthropic", "--name", "dup",
-                         "--base-url", "http://127.0.0.1:9", "--api-key", KEY, env=ALLOW),
-                 1, "a provider named 'dup' already exists")
-    assert_error(cli.run("providers", "add", "--type", "anthropic", "--name", "Bad--Name",
-                         "--base-url", "http://127.0.0.1:9", "--api-key", KEY, env=ALLOW),
-                 2, "name: use lowercase letters, digits and single hyphens")
-    assert_error(cli.run("providers", "add", "--type", "gemini", "--name", "g",
-                         "--api-key", KEY, env=ALLOW),
-                 2, "--type must be one of anthropic, openai, openai-compat")
-    assert_error(cli.run("providers", "add", "--type", "anthropic", "--name", "k",
-                         "--base-url", "http://127.0.0.1:9", "--api-key", "has space", env=ALLOW),
-                 2, "api_keys:")
+    assert_error(
+        cli.run(
+            "providers",
+            "add",
+            "--type",
+            "anthropic",
+            "--name",
+            "dup",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--api-key",
+            KEY,
+            env=ALLOW,
+        ),
+        1,
+        "a provider named 'dup' already exists",
+    )
+    assert_error(
+        cli.run(
+            "providers",
+            "add",
+            "--type",
+            "anthropic",
+            "--name",
+            "Bad--Name",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--api-key",
+            KEY,
+            env=ALLOW,
+        ),
+        2,
+        "name: use lowercase letters, digits and single hyphens",
+    )
+    assert_error(
+        cli.run("providers", "add", "--type", "gemini", "--name", "g", "--api-key", KEY, env=ALLOW),
+        2,
+        "--type must be one of anthropic, openai, openai-compat",
+    )
+    assert_error(
+        cli.run(
+            "providers",
+            "add",
+            "--type",
+            "anthropic",
+            "--name",
+            "k",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--api-key",
+            "has space",
+            env=ALLOW,
+        ),
+        2,
+        "api_keys:",
+    )
     assert [p["name"] for p in cli.json("providers", "list")] == ["dup"]
 
 
@@ -162,8 +275,16 @@ def test_provider_lifecycle(cli: Cli) -> None:
     assert shown == listed[0]
     assert cli.json("providers", "show", added["id"])["name"] == "life"
 
-    updated = cli.json("providers", "update", "life", "--display-name", "Life Inc",
-                       "--base-url", "http://127.0.0.1:10/", env=ALLOW)
+    updated = cli.json(
+        "providers",
+        "update",
+        "life",
+        "--display-name",
+        "Life Inc",
+        "--base-url",
+        "http://127.0.0.1:10/",
+        env=ALLOW,
+    )
     assert (updated["display_name"], updated["base_url"]) == ("Life Inc", "http://127.0.0.1:10")
     assert cli.json("providers", "disable", "life")["enabled"] is False
     assert cli.json("providers", "show", "life")["enabled"] is False
@@ -191,8 +312,9 @@ def test_update_without_changes_is_a_usage_error(cli: Cli) -> None:
 
 def test_update_refuses_a_loopback_url_without_the_flag(cli: Cli) -> None:
     cli.add("u")
-    assert_error(cli.run("providers", "update", "u", "--base-url", "http://localhost:1"),
-                 2, "base_url:")
+    assert_error(
+        cli.run("providers", "update", "u", "--base-url", "http://localhost:1"), 2, "base_url:"
+    )
     assert cli.json("providers", "show", "u")["base_url"] == "http://127.0.0.1:9"
 
 
@@ -209,21 +331,31 @@ def test_delete_asks_first(cli: Cli) -> None:
 
 
 def test_unknown_provider_commands_exit_1(cli: Cli) -> None:
-    for args in (("show", "ghost"), ("enable", "ghost"), ("disable", "ghost"),
-                 ("delete", "ghost", "--yes"), ("rotate-key", "ghost", "--api-key", KEY2)):
+    for args in (
+        ("show", "ghost"),
+        ("enable", "ghost"),
+        ("disable", "ghost"),
+        ("delete", "ghost", "--yes"),
+        ("rotate-key", "ghost", "--api-key", KEY2),
+    ):
         assert_error(cli.run("providers", *args), 1, "no provider named 'ghost'")
 
 
 def test_listing_never_shows_keys(aib: Cli) -> None:
     aib.add("a", KEY, KEY2)
-    for args in (("providers", "list"), ("providers", "list", "--json"),
-                 ("providers", "show", "a"), ("providers", "show", "a", "--json")):
+    for args in (
+        ("providers", "list"),
+        ("providers", "list", "--json"),
+        ("providers", "show", "a"),
+        ("providers", "show", "a", "--json"),
+    ):
         result = aib.ok(*args)
         assert KEY not in result.stdout and KEY2 not in result.stdout
         assert "sk-a...0001" in result.stdout
 
 
 # --- users and tokens -------------------------------------------------------------------------
+
 
 def test_users(cli: Cli) -> None:
     created = cli.ok("users", "create", "alice", "--role", "member")
@@ -232,15 +364,20 @@ def test_users(cli: Cli) -> None:
     assert (bob["username"], bob["role"], bob["disabled"]) == ("bob", "admin", False)
     users = cli.json("users", "list")
     assert [(u["username"], u["role"], u["disabled"]) for u in users] == [
-        ("alice", "member", False), ("bob", "admin", False)]
+        ("alice", "member", False),
+        ("bob", "admin", False),
+    ]
     assert cli.ok("users", "disable", "alice").stdout.strip() == "user 'alice' disabled"
     assert [u["disabled"] for u in cli.json("users", "list")] == [True, False]
     assert cli.ok("users", "enable", "alice").stdout.strip() == "user 'alice' enabled"
     assert [u["disabled"] for u in cli.json("users", "list")] == [False, False]
 
     assert_error(cli.run("users", "create", "alice"), 1, "a user named 'alice' already exists")
-    assert_error(cli.run("users", "create", "carol", "--role", "root"), 2,
-                 "role: must be one of admin, auditor, member")
+    assert_error(
+        cli.run("users", "create", "carol", "--role", "root"),
+        2,
+        "role: must be one of admin, auditor, member",
+    )
     assert_error(cli.run("users", "create", ".carol"), 2, "username:")
     assert_error(cli.run("users", "disable", "ghost"), 1, "no user named 'ghost'")
 
@@ -251,7 +388,10 @@ def test_tokens(cli: Cli) -> None:
     token = created["token"]
     assert token.startswith("aib_") and len(token) == 47
     assert (created["username"], created["name"], created["hint"]) == (
-        "alice", "laptop", f"{token[:4]}...{token[-4:]}")
+        "alice",
+        "laptop",
+        f"{token[:4]}...{token[-4:]}",
+    )
     assert created["expires_at"] is None and created["revoked_at"] is None
 
     listed = cli.ok("tokens", "list", "--json").stdout
@@ -282,41 +422,60 @@ def test_token_expiry(cli: Cli) -> None:
     expires = datetime.fromisoformat(created["expires_at"])
     assert expires.tzinfo is not None
     assert before + timedelta(days=90) <= expires <= datetime.now(UTC) + timedelta(days=90)
-    assert_error(cli.run("tokens", "create", "--user", "alice", "--expires-in", "soon"), 2,
-                 "--expires-in: invalid duration 'soon'")
-    assert_error(cli.run("tokens", "create", "--user", "alice", "--expires-in", "0"), 2,
-                 "--expires-in must be positive")
+    assert_error(
+        cli.run("tokens", "create", "--user", "alice", "--expires-in", "soon"),
+        2,
+        "--expires-in: invalid duration 'soon'",
+    )
+    assert_error(
+        cli.run("tokens", "create", "--user", "alice", "--expires-in", "0"),
+        2,
+        "--expires-in must be positive",
+    )
     assert len(cli.json("tokens", "list")) == 1
 
 
 def test_token_errors(cli: Cli) -> None:
     assert_error(cli.run("tokens", "create", "--user", "ghost"), 1, "no user named 'ghost'")
     assert_error(cli.run("tokens", "revoke", "not-a-uuid"), 2, "not a token id: 'not-a-uuid'")
-    assert_error(cli.run("tokens", "revoke", "00000000-0000-4000-8000-000000000000"), 1,
-                 "no token 00000000-0000-4000-8000-000000000000")
+    assert_error(
+        cli.run("tokens", "revoke", "00000000-0000-4000-8000-000000000000"),
+        1,
+        "no token 00000000-0000-4000-8000-000000000000",
+    )
     assert_error(cli.run("tokens", "list", "--user", "ghost"), 1, "no user named 'ghost'")
 
 
 # --- config and keys --------------------------------------------------------------------------
 
+
 def test_config_show_json_sources_and_masking(cli: Cli, tmp_path: Path) -> None:
     key = generate_key()
     cfg = tmp_path / "gw.yaml"
     cfg.write_text("ai_gateway:\n  log_level: warning\n  api_dump_dir: /tmp/d\n")
-    shown = cli.json("config", "show", env={"AI_GATEWAY_RETENTION": "30d",
-                                            "AI_GATEWAY_ENCRYPTION_KEYS": key},
-                     root=("--config", str(cfg), "--data-dir", str(cli.data)))
-    assert shown["retention"] == {"value": "30d", "source": "env",
-                                  "flag": "--ai-gateway-retention", "env": "AI_GATEWAY_RETENTION",
-                                  "option": "ai_gateway_retention"}
+    shown = cli.json(
+        "config",
+        "show",
+        env={"AI_GATEWAY_RETENTION": "30d", "AI_GATEWAY_ENCRYPTION_KEYS": key},
+        root=("--config", str(cfg), "--data-dir", str(cli.data)),
+    )
+    assert shown["retention"] == {
+        "value": "30d",
+        "source": "env",
+        "flag": "--ai-gateway-retention",
+        "env": "AI_GATEWAY_RETENTION",
+        "option": "ai_gateway_retention",
+    }
     assert shown["data_dir"]["source"] == "flag" and shown["data_dir"]["value"] == str(cli.data)
-    assert (shown["log_level"]["value"], shown["log_level"]["source"]) == ("warning",
-                                                                          f"yaml:{cfg}")
+    assert (shown["log_level"]["value"], shown["log_level"]["source"]) == ("warning", f"yaml:{cfg}")
     assert (shown["dump_dir"]["value"], shown["dump_dir"]["source"]) == ("/tmp/d", f"yaml:{cfg}")
-    assert shown["upstream_timeout"] == {"value": "600s", "source": "default",
-                                         "flag": "--ai-gateway-upstream-timeout",
-                                         "env": "AI_GATEWAY_UPSTREAM_TIMEOUT",
-                                         "option": "ai_gateway_upstream_timeout"}
+    assert shown["upstream_timeout"] == {
+        "value": "600s",
+        "source": "default",
+        "flag": "--ai-gateway-upstream-timeout",
+        "env": "AI_GATEWAY_UPSTREAM_TIMEOUT",
+        "option": "ai_gateway_upstream_timeout",
+    }
     assert shown["encryption_keys"]["value"] == f"{key[:4]}...{key[-4:]}"
     assert shown["encryption_keys"]["source"] == "env"
     assert key not in json.dumps(shown)
@@ -337,14 +496,18 @@ def test_config_show_masks_the_database_password(cli: Cli) -> None:
 
 
 def test_invalid_settings_are_a_usage_error(cli: Cli) -> None:
-    assert_error(cli.run("config", "show", env={"AI_GATEWAY_RETENTION": "abc"}), 2,
-                 "retention: Value error, invalid duration 'abc'")
+    assert_error(
+        cli.run("config", "show", env={"AI_GATEWAY_RETENTION": "abc"}),
+        2,
+        "retention: Value error, invalid duration 'abc'",
+    )
     assert_error(cli.run("users", "list", env={"AI_GATEWAY_LOG_LEVEL": "loud"}), 2, "log_level")
 
 
 def test_unreachable_database_is_an_operational_error(cli: Cli) -> None:
-    result = cli.run("users", "list",
-                     root=("--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/x"))
+    result = cli.run(
+        "users", "list", root=("--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/x")
+    )
     assert_error(result, 1, "cannot open the database")
 
 
@@ -373,9 +536,19 @@ def test_keys_rotate(aib: Cli) -> None:
 
 
 def test_bad_encryption_key_is_an_operational_error(cli: Cli) -> None:
-    result = cli.run("providers", "add", "--type", "anthropic", "--name", "x",
-                     "--base-url", "http://127.0.0.1:9", "--api-key", KEY,
-                     env={**ALLOW, "AI_GATEWAY_ENCRYPTION_KEYS": "not-a-key!"})
+    result = cli.run(
+        "providers",
+        "add",
+        "--type",
+        "anthropic",
+        "--name",
+        "x",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--api-key",
+        KEY,
+        env={**ALLOW, "AI_GATEWAY_ENCRYPTION_KEYS": "not-a-key!"},
+    )
     assert_error(result, 1, "an encryption key is not valid base64")
 
 

@@ -29,13 +29,21 @@ from schema.models import Interception, User
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SSE = (FIXTURES / "messages" / "thinking_tools_cache.sse").read_bytes()
-REQUEST = orjson.dumps({"model": "claude-opus-4-8", "stream": True, "max_tokens": 10,
-                        "messages": [{"role": "user", "content": "read it"}]})
-CHAT_SSE = (b'data: {"id":"c1","choices":[{"index":0,"delta":{"role":"assistant",'
-            b'"content":"Hel"}}]}\n\n'
-            b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}]}\n\n'
-            b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,'
-            b'"total_tokens":11}}\n\ndata: [DONE]\n\n')
+REQUEST = orjson.dumps(
+    {
+        "model": "claude-opus-4-8",
+        "stream": True,
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "read it"}],
+    }
+)
+CHAT_SSE = (
+    b'data: {"id":"c1","choices":[{"index":0,"delta":{"role":"assistant",'
+    b'"content":"Hel"}}]}\n\n'
+    b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"lo"}}]}\n\n'
+    b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,'
+    b'"total_tokens":11}}\n\ndata: [DONE]\n\n'
+)
 
 
 def factory(export_flows: bool = True) -> typer.Typer:
@@ -57,9 +65,12 @@ class World:
 
     def run(self, *args: str, db_url: str | None = None, flows: bool = True) -> Result:
         root = ["--database-url", db_url or self.db_url, "--data-dir", str(self.tmp / "data")]
-        return CliRunner().invoke(factory(flows), [*root, "dumps", *args],
-                                  env={"AI_GATEWAY_DUMP_DIR": str(self.base), "COLUMNS": "300"},
-                                  catch_exceptions=False)
+        return CliRunner().invoke(
+            factory(flows),
+            [*root, "dumps", *args],
+            env={"AI_GATEWAY_DUMP_DIR": str(self.base), "COLUMNS": "300"},
+            catch_exceptions=False,
+        )
 
     def json(self, *args: str, **kw: Any) -> Any:
         result = self.run(*args, "--json", **kw)
@@ -67,19 +78,46 @@ class World:
         return json.loads(result.stdout)
 
 
-def write(base: Path, provider: str, when: datetime, *, method: str, target: str, body: bytes,
-          status: int, ctype: str, resp: bytes, passthrough: bool = False) -> uuid.UUID:
+def write(
+    base: Path,
+    provider: str,
+    when: datetime,
+    *,
+    method: str,
+    target: str,
+    body: bytes,
+    status: int,
+    ctype: str,
+    resp: bytes,
+    passthrough: bool = False,
+) -> uuid.UUID:
     iid = uuid.uuid4()
-    dump = DumpWriter(base).open(provider=provider, interception_id=iid, passthrough=passthrough,
-                                 when=when, scrubber=SecretScrubber())
+    dump = DumpWriter(base).open(
+        provider=provider,
+        interception_id=iid,
+        passthrough=passthrough,
+        when=when,
+        scrubber=SecretScrubber(),
+    )
     assert dump is not None
-    dump.request(method=method, target=target, http_version="HTTP/1.1", body=body,
-                 content_type="application/json",
-                 headers=[("Host", "api.anthropic.com" if provider == "anthropic" else
-                           "127.0.0.1:8123"), ("content-type", "application/json"),
-                          ("x-api-key", "sk-ant-api03-cli-test-key-0000")])
-    dump.response_head(http_version="HTTP/1.1", status=status, reason="OK" if status < 400
-                       else "Too Many Requests", headers=[("content-type", ctype)])
+    dump.request(
+        method=method,
+        target=target,
+        http_version="HTTP/1.1",
+        body=body,
+        content_type="application/json",
+        headers=[
+            ("Host", "api.anthropic.com" if provider == "anthropic" else "127.0.0.1:8123"),
+            ("content-type", "application/json"),
+            ("x-api-key", "sk-ant-api03-cli-test-key-0000"),
+        ],
+    )
+    dump.response_head(
+        http_version="HTTP/1.1",
+        status=status,
+        reason="OK" if status < 400 else "Too Many Requests",
+        headers=[("content-type", ctype)],
+    )
     if ctype == "text/event-stream":
         dump.stream(resp)
         dump.stream(b"")
@@ -93,18 +131,51 @@ def write(base: Path, provider: str, when: datetime, *, method: str, target: str
 def world(tmp_path: Path, db_url: str) -> World:
     base = tmp_path / "dumps"
     now = datetime.now(UTC)
-    sse_id = write(base, "anthropic", now - timedelta(minutes=3), method="POST",
-                   target="/v1/messages?beta=true", body=REQUEST, status=200,
-                   ctype="text/event-stream", resp=SSE)
-    json_id = write(base, "anthropic", now - timedelta(days=2), method="POST",
-                    target="/v1/messages", body=REQUEST, status=429, ctype="application/json",
-                    resp=b'{"type":"error","error":{"type":"rate_limit_error"}}')
-    models_id = write(base, "anthropic", now - timedelta(minutes=1), method="GET",
-                      target="/v1/models", body=b"", status=200, ctype="application/json",
-                      resp=b'{"data":[]}', passthrough=True)
-    chat_id = write(base, "openai", now - timedelta(minutes=2), method="POST",
-                    target="/v1/chat/completions", body=REQUEST, status=200,
-                    ctype="text/event-stream", resp=CHAT_SSE)
+    sse_id = write(
+        base,
+        "anthropic",
+        now - timedelta(minutes=3),
+        method="POST",
+        target="/v1/messages?beta=true",
+        body=REQUEST,
+        status=200,
+        ctype="text/event-stream",
+        resp=SSE,
+    )
+    json_id = write(
+        base,
+        "anthropic",
+        now - timedelta(days=2),
+        method="POST",
+        target="/v1/messages",
+        body=REQUEST,
+        status=429,
+        ctype="application/json",
+        resp=b'{"type":"error","error":{"type":"rate_limit_error"}}',
+    )
+    models_id = write(
+        base,
+        "anthropic",
+        now - timedelta(minutes=1),
+        method="GET",
+        target="/v1/models",
+        body=b"",
+        status=200,
+        ctype="application/json",
+        resp=b'{"data":[]}',
+        passthrough=True,
+    )
+    chat_id = write(
+        base,
+        "openai",
+        now - timedelta(minutes=2),
+        method="POST",
+        target="/v1/chat/completions",
+        body=REQUEST,
+        status=200,
+        ctype="text/event-stream",
+        resp=CHAT_SSE,
+    )
     engine = make_engine(db_url)
     prepare_database(engine)
     with Session(engine) as s:
@@ -112,13 +183,21 @@ def world(tmp_path: Path, db_url: str) -> World:
         s.add_all([alice, bob])
         s.flush()
         for iid, user, model, status, ptype, api in (
-                (sse_id, alice, "claude-opus-4-8", "completed", "anthropic", "anthropic.messages"),
-                (json_id, bob, "claude-haiku", "upstream_error", "anthropic",
-                 "anthropic.messages"),
-                (chat_id, alice, "gpt-x", "completed", "openai", "openai.chat")):
-            s.add(Interception(id=iid, initiator_id=user.id, provider_type=ptype,
-                               provider_name="anthropic" if ptype == "anthropic" else "openai",
-                               api=api, model=model, status=status))
+            (sse_id, alice, "claude-opus-4-8", "completed", "anthropic", "anthropic.messages"),
+            (json_id, bob, "claude-haiku", "upstream_error", "anthropic", "anthropic.messages"),
+            (chat_id, alice, "gpt-x", "completed", "openai", "openai.chat"),
+        ):
+            s.add(
+                Interception(
+                    id=iid,
+                    initiator_id=user.id,
+                    provider_type=ptype,
+                    provider_name="anthropic" if ptype == "anthropic" else "openai",
+                    api=api,
+                    model=model,
+                    status=status,
+                )
+            )
         s.commit()
     engine.dispose()
     return World(tmp_path, db_url, base, sse_id, json_id, models_id, chat_id)
@@ -126,14 +205,35 @@ def world(tmp_path: Path, db_url: str) -> World:
 
 def test_list_joins_the_database_and_filters(world: World) -> None:
     rows = world.json("list")
-    assert [r["id"] for r in rows] == [str(world.models_id), str(world.chat_id),
-                                       str(world.sse_id), str(world.json_id)]
+    assert [r["id"] for r in rows] == [
+        str(world.models_id),
+        str(world.chat_id),
+        str(world.sse_id),
+        str(world.json_id),
+    ]
     by_id = {r["id"]: r for r in rows}
     sse = by_id[str(world.sse_id)]
-    assert (sse["provider"], sse["passthrough"], sse["method"], sse["target"], sse["http_status"],
-            sse["content_type"], sse["user"], sse["model"], sse["status"]) == (
-        "anthropic", False, "POST", "/v1/messages?beta=true", 200, "text/event-stream", "alice",
-        "claude-opus-4-8", "completed")
+    assert (
+        sse["provider"],
+        sse["passthrough"],
+        sse["method"],
+        sse["target"],
+        sse["http_status"],
+        sse["content_type"],
+        sse["user"],
+        sse["model"],
+        sse["status"],
+    ) == (
+        "anthropic",
+        False,
+        "POST",
+        "/v1/messages?beta=true",
+        200,
+        "text/event-stream",
+        "alice",
+        "claude-opus-4-8",
+        "completed",
+    )
     models = by_id[str(world.models_id)]
     assert models["passthrough"] is True and models["user"] is None
     assert "/passthrough/" in models["request_file"]
@@ -142,7 +242,8 @@ def test_list_joins_the_database_and_filters(world: World) -> None:
     assert [r["id"] for r in world.json("list", "--model", "gpt-x")] == [str(world.chat_id)]
     assert [r["id"] for r in world.json("list", "--status", "429")] == [str(world.json_id)]
     assert [r["id"] for r in world.json("list", "--status", "upstream_error")] == [
-        str(world.json_id)]
+        str(world.json_id)
+    ]
     assert len(world.json("list", "--since", "1d")) == 3
     table = world.run("list")
     assert table.exit_code == 0 and "anthropic (passthrough)" in table.stdout
@@ -168,9 +269,10 @@ def test_show_assembles_the_stream(world: World) -> None:
     assert stream["text"] == "Reading it."
     assert stream["thinking"] == ["Let me check the file."]
     assert [(t["id"], t["name"], t["arguments"]) for t in stream["tool_calls"]] == [
-        ("toolu_read", "Read", '{"file_path":"/tmp/é.txt"}'), ("toolu_nodelta", "Noop", '{"a":1}')]
-    assert stream["usage"] == {"input": 12, "output": 321, "cache_read": 30000,
-                               "cache_write": 2048}
+        ("toolu_read", "Read", '{"file_path":"/tmp/é.txt"}'),
+        ("toolu_nodelta", "Noop", '{"a":1}'),
+    ]
+    assert stream["usage"] == {"input": 12, "output": 321, "cache_read": 30000, "cache_write": 2048}
     assert stream["events"][0]["event"] == "message_start"
     chat = world.json("show", str(world.chat_id))["response"]["stream"]
     assert chat["text"] == "Hello" and chat["usage"]["input"] == 9
@@ -216,14 +318,21 @@ def test_export_flows_loads_in_mitmproxy(world: World) -> None:
         flows = list(mio.FlowReader(fh).stream())
     assert [f.id for f in flows] == [str(world.json_id), str(world.chat_id)]
     blocking, chat = flows
-    assert (blocking.request.method, blocking.request.scheme, blocking.request.host,
-            blocking.request.port, blocking.request.path) == (
-        "POST", "https", "api.anthropic.com", 443, "/v1/messages")
+    assert (
+        blocking.request.method,
+        blocking.request.scheme,
+        blocking.request.host,
+        blocking.request.port,
+        blocking.request.path,
+    ) == ("POST", "https", "api.anthropic.com", 443, "/v1/messages")
     assert orjson.loads(blocking.request.content)["model"] == "claude-opus-4-8"
     assert blocking.response is not None and blocking.response.status_code == 429
     assert orjson.loads(blocking.response.content)["error"]["type"] == "rate_limit_error"
-    assert (chat.request.scheme, chat.request.host, chat.request.port) == ("http", "127.0.0.1",
-                                                                           8123)
+    assert (chat.request.scheme, chat.request.host, chat.request.port) == (
+        "http",
+        "127.0.0.1",
+        8123,
+    )
     assert chat.response is not None and chat.response.content == CHAT_SSE
     assert chat.response.headers["content-length"] == str(len(CHAT_SSE))
 
@@ -241,14 +350,18 @@ def test_prune(world: World) -> None:
     assert len(world.json("list")) == 4
     assert world.json("prune", "--older-than", "1d")["dump_files"] == 2
     assert {r["id"] for r in world.json("list")} == {
-        str(world.sse_id), str(world.models_id), str(world.chat_id)}
+        str(world.sse_id),
+        str(world.models_id),
+        str(world.chat_id),
+    }
     assert world.run("prune", "--older-than", "later").exit_code == 2
 
 
 def test_no_dump_folder_is_a_usage_error(world: World) -> None:
     root = ["--database-url", world.db_url, "--data-dir", str(world.tmp / "data")]
-    result = CliRunner().invoke(factory(), [*root, "dumps", "list"],
-                                env={"AI_GATEWAY_DUMP_DIR": ""}, catch_exceptions=False)
+    result = CliRunner().invoke(
+        factory(), [*root, "dumps", "list"], env={"AI_GATEWAY_DUMP_DIR": ""}, catch_exceptions=False
+    )
     assert result.exit_code == 2
     missing = world.run("list", "--dir", str(world.tmp / "nope"))
     assert missing.exit_code == 1
