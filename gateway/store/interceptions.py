@@ -4,6 +4,7 @@ everything it holds, and token usage aggregates. Shared by the CLI and the admin
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,10 +116,17 @@ def _encode_cursor(row: Interception) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Raises ValueError for anything that is not a cursor this module produced."""
     try:
-        started, iid = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(started), uuid.UUID(iid)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        started, iid = orjson.loads(raw)
+        if not isinstance(started, str) or not isinstance(iid, str):
+            raise ValueError("invalid cursor")
+        when = datetime.fromisoformat(started)
+        if when.tzinfo is None:
+            raise ValueError("invalid cursor")
+        return when, uuid.UUID(iid)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise ValueError("invalid cursor") from exc
 
 
