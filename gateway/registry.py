@@ -25,6 +25,7 @@ from gateway.auth import TokenEntry
 from gateway.crypto import Keyring
 from gateway.providers import get_provider_type
 from gateway.providers.base import ProviderType
+from gateway.redaction import SecretScrubber
 from gateway.store.changes import current_version
 from gateway.store.providers import load_live_providers
 from schema.models import ApiToken, User
@@ -71,6 +72,9 @@ class Snapshot:
     providers: Mapping[str, ProviderRoute] = field(default_factory=dict)
     tokens: Mapping[str, TokenEntry] = field(default_factory=dict)
 
+    scrubber: SecretScrubber = field(default_factory=SecretScrubber)
+    """Masks every provider key of this snapshot inside free text (built once per snapshot)."""
+
     @property
     def secrets(self) -> tuple[str, ...]:
         return tuple(k for p in self.providers.values() for k in p.all_keys)
@@ -110,7 +114,9 @@ def load_snapshot(engine: Engine, keyring: Keyring) -> Snapshot:
             )
             for t, u in rows
         }
-    return Snapshot(version, MappingProxyType(providers), MappingProxyType(tokens))
+    keys = [k for p in providers.values() for k in p.all_keys]
+    return Snapshot(version, MappingProxyType(providers), MappingProxyType(tokens),
+                    SecretScrubber(keys))
 
 
 class ConfigStore:

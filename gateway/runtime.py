@@ -123,7 +123,7 @@ class Runtime:
 
     def scrubber(self) -> SecretScrubber:
         snapshot = self.config.snapshot if self.config else None
-        return SecretScrubber(snapshot.secrets if snapshot else ())
+        return snapshot.scrubber if snapshot else SecretScrubber()
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout) if self.writer else True
