@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from addons.chain import AIBridge
 from addons.state import Gateway
 
 
@@ -36,3 +37,8 @@ def default_addons(gateway: Gateway) -> list[Any]:
         Recording(gateway),  # interceptions, usage, prompts, tools, thoughts
         UpstreamTimeout(gateway),  # 504 when the upstream sends no headers in time
     ]
+
+
+def aibridge_addon(gateway: Gateway) -> AIBridge:
+    """All of the above as one entry in mitmproxy's addon chain (see addons/chain.py)."""
+    return AIBridge(default_addons(gateway))

@@ -6,7 +6,7 @@
 Every aibridge setting is a `--set ai_gateway_<name>=...` option (see `mitmdump --options`).
 """
 
-from addons import default_addons
+from addons import aibridge_addon
 from addons.state import Gateway
 
-addons = default_addons(Gateway())
+addons = [aibridge_addon(Gateway())]

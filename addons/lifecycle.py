@@ -22,10 +22,12 @@ class Lifecycle:
     def error(self, flow: http.HTTPFlow) -> None:
         self.gateway.live.discard(flow)
 
-    async def drain(self, timeout: float) -> int:
-        """Wait until no request is in flight (or `timeout`); returns how many are left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.gateway.live and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        return len(self.gateway.live)
+
+
+async def drain(gateway: Gateway, timeout: float) -> int:
+    """Wait until no request is in flight (or `timeout`); returns how many are left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while gateway.live and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return len(gateway.live)

@@ -125,13 +125,13 @@ class Recording:
         session = fctx.session
         if session is None or session.ended:
             return
+        body = None
         if not flow.response.stream:
             try:
                 body = flow.response.get_content(strict=False) or b""
             except ValueError:
                 body = flow.response.raw_content or b""
-            session.blocking_body(body)
-        session.finish()
+        session.complete(body)
 
     def error(self, flow: http.HTTPFlow) -> None:
         fctx = self.gateway.context(flow)

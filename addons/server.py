@@ -22,8 +22,8 @@ from typing import Any
 from mitmproxy import master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 
-from addons import default_addons
-from addons.lifecycle import Lifecycle
+from addons import aibridge_addon
+from addons.lifecycle import drain
 from addons.state import Gateway
 from gateway import settings as gs
 from gateway.logs import setup_logging
@@ -61,7 +61,7 @@ def build_master(cfg: ServerConfig, gateway: Gateway) -> master.Master:
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(),
-        *default_addons(gateway),
+        aibridge_addon(gateway),
     )
     settings = gateway.settings
     confdir = settings.data_dir / "mitmproxy"
@@ -87,13 +87,10 @@ async def _serve(cfg: ServerConfig, gateway: Gateway) -> None:
     async def graceful() -> None:
         log.info("stopping: no new connections; waiting for requests in flight")
         m.options.update(server=False)
-        lifecycle = m.addons.get("lifecycle")
-        if isinstance(lifecycle, Lifecycle):
-            left = await lifecycle.drain(GRACE_SECONDS)
-            if left:
-                log.warning(
-                    "%d requests still in flight after %.0fs; stopping anyway", left, GRACE_SECONDS
-                )
+        left = await drain(gateway, GRACE_SECONDS)
+        if left:
+            log.warning("%d requests still in flight after %.0fs; stopping anyway", left,
+                        GRACE_SECONDS)
         m.shutdown()
 
     def on_signal() -> None:

@@ -121,11 +121,13 @@ class InterceptionSession:
         self.ended = False
 
     def begin(self) -> None:
-        self._recorder.record_interception_start(self._start)
-        # A turn that hands tool results back repeats the earlier prompt (Chat, Responses):
-        # only a new user turn records one.
-        if self._summary.prompt and self._summary.correlating_tool_call_id is None:
-            self._recorder.record_prompt_usage(self.id, PromptUsage(self._summary.prompt))
+        """Record the start (and the prompt): one journal append, before anything goes upstream."""
+        with self._recorder.batch():
+            self._recorder.record_interception_start(self._start)
+            # A turn that hands tool results back repeats the earlier prompt (Chat,
+            # Responses): only a new user turn records one.
+            if self._summary.prompt and self._summary.correlating_tool_call_id is None:
+                self._recorder.record_prompt_usage(self.id, PromptUsage(self._summary.prompt))
 
     # -- response -----------------------------------------------------------------------------
 
@@ -201,6 +203,19 @@ class InterceptionSession:
         """Close the interception once (later calls do nothing). Usage seen so far is kept."""
         if self.ended:
             return
+        with self._recorder.batch():
+            self._finish(client_disconnected, error)
+
+    def complete(self, body: bytes | None) -> None:
+        """The response is done: parse a blocking body (when given) and close, in one append."""
+        if self.ended:
+            return
+        with self._recorder.batch():
+            if body is not None:
+                self.blocking_body(body)
+            self._finish(False, None)
+
+    def _finish(self, client_disconnected: bool, error: str | None) -> None:
         if self._parser is not None:
             self.feed(b"")
         self.ended = True

@@ -104,6 +104,17 @@ class LogSetup:
                 h.close()
 
 
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Skips the stdlib's eager formatting and record copy when there is nothing to freeze
+    (no %-args, no exception): the listener thread formats. This is most log lines, and every
+    structured interception record."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.args or record.exc_info or record.stack_info:
+            return super().prepare(record)
+        return record
+
+
 def setup_logging(
     *, human: str, json_path: str, level: str, scrubber: ScrubberSource = SecretScrubber
 ) -> LogSetup:
@@ -117,7 +128,7 @@ def setup_logging(
         j.setFormatter(JSONFormatter(scrubber))
         handlers.append(j)
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    qh = logging.handlers.QueueHandler(q)
+    qh = _QueueHandler(q)
     listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=False)
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,6 +66,9 @@ class Recorder(Protocol):
     def record_prompt_usage(self, interception_id: uuid.UUID, prompt: PromptUsage) -> None: ...
     def record_tool_usage(self, interception_id: uuid.UUID, tool: ToolUsage) -> None: ...
     def record_model_thought(self, interception_id: uuid.UUID, thought: ModelThought) -> None: ...
+    def batch(self) -> AbstractContextManager[None]:
+        """Records made inside are written together (one journal append) when it exits."""
+        ...
 
 
 class RecorderUnavailable(Exception):
@@ -83,12 +88,30 @@ class JournalRecorder:
         self._writer = writer
         self._instance_id = instance_id
         self._slog = structured_log
+        self._pending: list[Entry] | None = None
 
     @property
     def accepting(self) -> bool:
         return self._journal.pending_bytes() < self._journal.max_pending
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Used from one thread (the event loop); batches do not nest."""
+        self._pending = []
+        try:
+            yield
+        finally:
+            entries, self._pending = self._pending, None
+            if entries:
+                self._write(entries)
+
     def _emit(self, entries: list[Entry]) -> None:
+        if self._pending is not None:
+            self._pending.extend(entries)
+        else:
+            self._write(entries)
+
+    def _write(self, entries: list[Entry]) -> None:
         data = b"".join(encode_entry(e) for e in entries)
         try:
             path, offset = self._journal.append(data)
