@@ -10,6 +10,8 @@ threadpool.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from mitmproxy import http
 from mitmproxy.addons.asgiapp import serve
 
@@ -38,9 +40,11 @@ class Admin:
         self.gateway = gateway
         self.app = create_app(lambda: self.gateway.runtime)
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Sync for every other path (no coroutine per gateway request); the ASGI app's
+        coroutine for admin paths, which mitmproxy (or the chain) awaits."""
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         if not is_admin_path(flow.request.path):
-            return
-        await serve(self.app, flow)
+            return None
+        return serve(self.app, flow)
