@@ -22,15 +22,23 @@ HOP_BY_HOP = (
 )
 # Never removed because a client listed them in `Connection:` (framing and routing).
 PROTECTED = frozenset({"content-length", "transfer-encoding", "host", "content-type"})
+_PROTECTED = frozenset(name.encode() for name in PROTECTED)
+
+
+_DROP = frozenset(name.encode() for name in (*CLIENT_AUTH, *HOP_BY_HOP))
 
 
 def strip_client_headers(headers: http.Headers) -> None:
-    listed = []
-    for value in headers.get_all("connection"):
-        listed += [h.strip().lower() for h in value.split(",") if h.strip()]
-    for name in (*CLIENT_AUTH, *HOP_BY_HOP, *listed):
-        if name not in PROTECTED and name in headers:
-            del headers[name]
+    """One pass over the raw header fields (this runs for every request)."""
+    drop = _DROP
+    listed = headers.get_all("connection")
+    if listed:
+        extra = {h.strip().lower().encode() for v in listed for h in v.split(",") if h.strip()}
+        drop = drop | (extra - _PROTECTED)
+    fields = headers.fields
+    kept = tuple(f for f in fields if f[0].lower() not in drop)
+    if len(kept) != len(fields):
+        headers.fields = kept
 
 
 class Credentials:

@@ -48,6 +48,7 @@ class Recording:
             start=self._start(flow, fctx, summary),
             summary=summary,
             scrubber=runtime.scrubber(),
+            max_prompt_chars=self.gateway.settings.max_prompt_chars,
         )
         try:
             session.begin()

@@ -105,6 +105,7 @@ class InterceptionSession:
         start: InterceptionStart,
         summary: RequestSummary,
         scrubber: SecretScrubber,
+        max_prompt_chars: int = 0,
     ) -> None:
         self.id: uuid.UUID = start.id
         self._recorder = recorder
@@ -112,6 +113,7 @@ class InterceptionSession:
         self._start = start
         self._summary = summary
         self._scrubber = scrubber
+        self._max_prompt_chars = max_prompt_chars
         self._parser: StreamParser | None = None
         self._decoder: BodyDecoder | None = None
         self._upstream_status: int | None = None
@@ -127,7 +129,14 @@ class InterceptionSession:
             # A turn that hands tool results back repeats the earlier prompt (Chat,
             # Responses): only a new user turn records one.
             if self._summary.prompt and self._summary.correlating_tool_call_id is None:
-                self._recorder.record_prompt_usage(self.id, PromptUsage(self._summary.prompt))
+                self._recorder.record_prompt_usage(self.id, PromptUsage(self._prompt_text()))
+
+    def _prompt_text(self) -> str:
+        prompt = self._summary.prompt or ""
+        cap = self._max_prompt_chars
+        if cap and len(prompt) > cap:
+            return f"{prompt[:cap]}\n…[aibridge: prompt cut, {len(prompt)} characters in all]"
+        return prompt
 
     # -- response -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     max_request_body: str = Field(
         "32MiB", description="Largest request body accepted (413 beyond)."
     )
+    max_prompt_chars: int = Field(
+        262144,
+        description="Longest prompt text recorded; longer ones are cut with a marker (0: no limit).",
+    )
     upstream_timeout: str = Field("600s", description="Time allowed for upstream response headers.")
     allow_private_upstreams: bool = Field(
         False, description="Allow provider base URLs on loopback/private/link-local addresses."
@@ -129,27 +134,27 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'aibridge.db').resolve()}"
 
-    @property
+    @cached_property
     def retention_delta(self) -> timedelta:
         return parse_duration(self.retention)
 
-    @property
+    @cached_property
     def retention_interval_delta(self) -> timedelta:
         return parse_duration(self.retention_interval)
 
-    @property
+    @cached_property
     def upstream_timeout_seconds(self) -> float:
         return parse_duration(self.upstream_timeout).total_seconds()
 
-    @property
+    @cached_property
     def reload_interval_seconds(self) -> float:
         return parse_duration(self.reload_interval).total_seconds()
 
-    @property
+    @cached_property
     def max_request_body_bytes(self) -> int:
         return parse_size(self.max_request_body)
 
-    @property
+    @cached_property
     def journal_max_bytes_int(self) -> int:
         return parse_size(self.journal_max_bytes)
 

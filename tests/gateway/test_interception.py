@@ -1,0 +1,59 @@
+"""InterceptionSession on its own: a real JournalRecorder over a real journal and database."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from gateway.interception import InterceptionSession, decode_body
+from gateway.journal import Journal
+from gateway.providers.messages import MessagesWire
+from gateway.recorder import InterceptionStart, JournalRecorder
+from gateway.redaction import SecretScrubber
+from gateway.writer import Writer
+from schema.models import PromptUsage
+from schema.types import utcnow
+
+
+def _session(engine: Engine, tmp_path: Path, body: bytes, cap: int) -> tuple[InterceptionSession, Writer]:
+    journal = Journal(tmp_path / "j", "test", max_pending=1 << 30)
+    writer = Writer(engine, journal)
+    writer.start()
+    recorder = JournalRecorder(journal, writer, instance_id="test")
+    wire = MessagesWire()
+    start = InterceptionStart(
+        id=uuid.uuid4(), initiator_id=None, api_token_id=None, provider_type="anthropic",
+        provider_name="p", provider_id=None, api=wire.name, model="m", client="Unknown",
+        client_session_id=None, user_agent=None, credential_kind="centralized",
+        credential_hint=None, started_at=utcnow())
+    return InterceptionSession(recorder=recorder, wire=wire, start=start,
+                               summary=wire.parse_request(body), scrubber=SecretScrubber(),
+                               max_prompt_chars=cap), writer
+
+
+def test_long_prompt_is_cut_with_a_marker(engine: Engine, tmp_path: Path) -> None:
+    text = "x" * 5000
+    body = ('{"model":"m","messages":[{"role":"user","content":"' + text + '"}]}').encode()
+    session, writer = _session(engine, tmp_path, body, cap=1000)
+    session.begin()
+    session.complete(b'{"id":"msg_1","type":"message","usage":{"input_tokens":1,"output_tokens":2}}')
+    assert writer.flush(10)
+    writer.stop()
+    with Session(engine) as s:
+        prompt = s.execute(select(PromptUsage.prompt)).scalar_one()
+    assert prompt.startswith("x" * 1000) and not prompt.startswith("x" * 1001)
+    assert prompt.endswith("…[aibridge: prompt cut, 5000 characters in all]")
+
+
+def test_decode_body_stops_a_gzip_bomb() -> None:
+    import gzip
+
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))
+    assert len(bomb) < 100_000
+    assert decode_body(bomb, "gzip", 1024 * 1024) is None
+    assert decode_body(gzip.compress(b"hello"), "gzip", 1024) == b"hello"
+    assert decode_body(b"not gzip", "gzip", 1024) is None
+    assert decode_body(b"plain", "", 1024) == b"plain"
