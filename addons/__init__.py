@@ -15,6 +15,8 @@ def default_addons(gateway: Gateway) -> list[Any]:
     from addons.admin import Admin
     from addons.auth import Auth
     from addons.credentials import Credentials
+    from addons.dumps import Dumps
+    from addons.flowview import FlowView
     from addons.health import Health
     from addons.lifecycle import Lifecycle
     from addons.limits import BodyLimit
@@ -24,9 +26,11 @@ def default_addons(gateway: Gateway) -> list[Any]:
     from addons.routing import Routing
     from addons.timeouts import UpstreamTimeout
 
+    flow_view = FlowView(gateway)
     return [
         Options(gateway),  # settings <-> mitmproxy options; the runtime's start and stop
         Lifecycle(gateway),  # in-flight accounting for graceful stops
+        flow_view.unmask,  # mitmweb: real credentials back in `request` (before Admin reads them)
         Health(gateway),  # GET /healthz
         Admin(gateway),  # admin API and dashboard: /dashboard, /api/v2/... (not gateway routes)
         Paths(gateway),  # /api/v2/aibridge/<name>/...: recognise, validate, HEAD preflight
@@ -35,6 +39,8 @@ def default_addons(gateway: Gateway) -> list[Any]:
         Routing(gateway),  # provider name -> upstream, allow-listed routes only
         Credentials(gateway),  # strip client auth and hop-by-hop headers, inject the key
         Recording(gateway),  # interceptions, usage, prompts, tools, thoughts
+        Dumps(gateway),  # API dumps (dump_dir): after Recording, wraps its stream tap
+        flow_view,  # mitmweb/mitmdump only: comment, error mark, masked secrets, flow limit
         UpstreamTimeout(gateway),  # 504 when the upstream sends no headers in time
     ]
 

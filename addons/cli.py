@@ -16,6 +16,7 @@ import typer
 from gateway import settings as gs
 from gateway.cli import output
 from gateway.cli.app import make_app
+from gateway.cli.dumps import DumpExporters
 from gateway.cli.context import state
 
 
@@ -100,8 +101,24 @@ def _server_signature() -> inspect.Signature:
     return inspect.Signature(params)
 
 
+def _dump_exporters() -> DumpExporters:
+    """Flow-file and HAR export need mitmproxy, so they live in addons/ (imported lazily)."""
+
+    def flows(entries: Any, path: Any) -> Any:
+        from addons.flowfile import write_flow_file
+
+        return write_flow_file(entries, path)
+
+    def har(entries: Any, path: Any) -> Any:
+        from addons.flowfile import write_har_file
+
+        return write_har_file(entries, path)
+
+    return DumpExporters(flows=flows, har=har)
+
+
 def build() -> typer.Typer:
-    app = make_app()
+    app = make_app(dump_exporters=_dump_exporters())
 
     def server_command(**kwargs: Any) -> None:
         server(**kwargs)

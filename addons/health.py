@@ -28,6 +28,12 @@ class Health:
             "database_writes": "ok"
             if (runtime and runtime.writer and runtime.writer.healthy)
             else "failing",
+            "journal_pending_bytes": runtime.journal.pending_bytes()
+            if runtime and runtime.journal
+            else None,
+            "dump_failures": self.gateway.dump_writer.failures
+            if self.gateway.dump_writer
+            else None,
         }
         flow.response = http.Response.make(
             200 if ready else 503, orjson.dumps(body), {"content-type": "application/json"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from mitmproxy import http
 
 from gateway.auth import Principal
+from gateway.dumps import DumpWriter
 from gateway.interception import InterceptionSession
 from gateway.providers.base import ProviderType, Route
 from gateway.registry import ProviderRoute, Snapshot
@@ -55,6 +56,8 @@ class Gateway:
             weakref.WeakKeyDictionary()
         )
         self.live: set[http.HTTPFlow] = set()
+        self.dump_writer: DumpWriter | None = None
+        """Set by the Dumps addon when dumping is on (its failure count shows on /healthz)."""
 
     @property
     def settings(self) -> Settings:

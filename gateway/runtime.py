@@ -26,6 +26,7 @@ from gateway.logs import structured_logger
 from gateway.recorder import JournalRecorder
 from gateway.redaction import SecretScrubber
 from gateway.registry import ConfigStore
+from gateway.retention import RetentionScheduler
 from gateway.seed import seed_from_environment
 from gateway.settings import Settings
 from gateway.store.changes import SYSTEM_ACTOR
@@ -94,6 +95,7 @@ class Runtime:
         self.journal: Journal | None = None
         self.writer: Writer | None = None
         self.recorder: JournalRecorder | None = None
+        self.retention: RetentionScheduler | None = None
         self.started = False
 
     @property
@@ -115,6 +117,8 @@ class Runtime:
         )
         self.writer = Writer(self.engine, self.journal)
         self.writer.start()
+        self.retention = RetentionScheduler(self.engine, s)  # ~5 s after start, then periodic
+        self.retention.start()
         slog = structured_logger() if s.structured_logging else None
         self.recorder = JournalRecorder(
             self.journal, self.writer, instance_id=self.instance_id, structured_log=slog
@@ -129,6 +133,8 @@ class Runtime:
         return self.writer.flush(timeout) if self.writer else True
 
     def stop(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
         if self.writer is not None:
             self.writer.stop()
         if self.journal is not None:

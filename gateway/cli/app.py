@@ -9,9 +9,11 @@ import typer
 from gateway.cli.config import config_app, keys_app
 from gateway.cli.context import CliState
 from gateway.cli.demo import demo
+from gateway.cli.dumps import DumpExporters, make_dumps_app
 from gateway.cli.interceptions import app as interceptions_app
 from gateway.cli.interceptions import usage
 from gateway.cli.providers import app as providers_app
+from gateway.cli.retention import app as retention_app
 from gateway.cli.users import tokens_app, users_app
 
 ConfigOpt = Annotated[
@@ -35,7 +37,7 @@ def _root(
     )
 
 
-def make_app() -> typer.Typer:
+def make_app(*, dump_exporters: DumpExporters | None = None) -> typer.Typer:
     app = typer.Typer(
         name="aibridge",
         help="aibridge: a self-hosted AI gateway. Admin commands act on the same database as "
@@ -51,6 +53,8 @@ def make_app() -> typer.Typer:
     app.add_typer(keys_app, name="keys")
     app.add_typer(config_app, name="config")
     app.add_typer(interceptions_app, name="interceptions")
+    app.add_typer(make_dumps_app(dump_exporters), name="dumps")
+    app.add_typer(retention_app, name="retention")
     app.command("usage")(usage)
     app.command("demo")(demo)
     return app

@@ -14,16 +14,17 @@ from typing import Any
 import orjson
 import pytest
 import typer
-from click.testing import Result
 from mitmproxy import io as mio
+from mitmproxy.http import HTTPFlow
 from sqlmodel import Session
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
-from addons.flowfile import write_flow_file
+from addons.cli import build
+from addons.flowfile import EXPORTERS, request_origin
 from gateway.cli.app import make_app
 from gateway.cli.dumps import make_dumps_app
 from gateway.db import make_engine, prepare_database
-from gateway.dumps import DumpWriter
+from gateway.dumps import DumpWriter, parse_message
 from gateway.redaction import SecretScrubber
 from schema.models import Interception, User
 
@@ -46,10 +47,11 @@ CHAT_SSE = (
 )
 
 
-def factory(export_flows: bool = True) -> typer.Typer:
-    app = make_app()
-    if "dumps" not in {g.name for g in app.registered_groups}:
-        app.add_typer(make_dumps_app(write_flow_file if export_flows else None), name="dumps")
+def factory(exporters: bool = True) -> typer.Typer:
+    """The console script (mitmproxy exporters), or the plain admin app (none)."""
+    app = build() if exporters else make_app()
+    if "dumps" not in {g.name for g in app.registered_groups}:  # not registered there yet
+        app.add_typer(make_dumps_app(EXPORTERS if exporters else None), name="dumps")
     return app
 
 
@@ -103,9 +105,9 @@ def write(
     dump.request(
         method=method,
         target=target,
-        http_version="HTTP/1.1",
+        version="HTTP/1.1",
         body=body,
-        content_type="application/json",
+        ctype="application/json",
         headers=[
             ("Host", "api.anthropic.com" if provider == "anthropic" else "127.0.0.1:8123"),
             ("content-type", "application/json"),
@@ -113,7 +115,7 @@ def write(
         ],
     )
     dump.response_head(
-        http_version="HTTP/1.1",
+        version="HTTP/1.1",
         status=status,
         reason="OK" if status < 400 else "Too Many Requests",
         headers=[("content-type", ctype)],
@@ -127,18 +129,41 @@ def write(
     return iid
 
 
+def seed(db_url: str, rows: list[tuple[uuid.UUID, str, str, str, str, str]]) -> None:
+    """Users and interceptions for (id, user, model, status, provider type, api)."""
+    engine = make_engine(db_url)
+    prepare_database(engine)
+    with Session(engine) as s:
+        users = {name: User(username=name) for name in {r[1] for r in rows}}
+        s.add_all(users.values())
+        s.flush()
+        for iid, user, model, status, ptype, api in rows:
+            s.add(
+                Interception(
+                    id=iid,
+                    initiator_id=users[user].id,
+                    provider_type=ptype,
+                    provider_name=ptype,
+                    api=api,
+                    model=model,
+                    status=status,
+                )
+            )
+        s.commit()
+    engine.dispose()
+
+
 @pytest.fixture
 def world(tmp_path: Path, db_url: str) -> World:
-    base = tmp_path / "dumps"
-    now = datetime.now(UTC)
+    base, now = tmp_path / "dumps", datetime.now(UTC)
+    error = b'{"type":"error","error":{"type":"rate_limit_error"}}'
+    post: dict[str, Any] = {"method": "POST", "body": REQUEST, "status": 200}
     sse_id = write(
         base,
         "anthropic",
         now - timedelta(minutes=3),
-        method="POST",
+        **post,
         target="/v1/messages?beta=true",
-        body=REQUEST,
-        status=200,
         ctype="text/event-stream",
         resp=SSE,
     )
@@ -146,21 +171,19 @@ def world(tmp_path: Path, db_url: str) -> World:
         base,
         "anthropic",
         now - timedelta(days=2),
-        method="POST",
+        **{**post, "status": 429},
         target="/v1/messages",
-        body=REQUEST,
-        status=429,
         ctype="application/json",
-        resp=b'{"type":"error","error":{"type":"rate_limit_error"}}',
+        resp=error,
     )
     models_id = write(
         base,
         "anthropic",
         now - timedelta(minutes=1),
         method="GET",
-        target="/v1/models",
         body=b"",
         status=200,
+        target="/v1/models",
         ctype="application/json",
         resp=b'{"data":[]}',
         passthrough=True,
@@ -169,37 +192,19 @@ def world(tmp_path: Path, db_url: str) -> World:
         base,
         "openai",
         now - timedelta(minutes=2),
-        method="POST",
+        **post,
         target="/v1/chat/completions",
-        body=REQUEST,
-        status=200,
         ctype="text/event-stream",
         resp=CHAT_SSE,
     )
-    engine = make_engine(db_url)
-    prepare_database(engine)
-    with Session(engine) as s:
-        alice, bob = User(username="alice"), User(username="bob")
-        s.add_all([alice, bob])
-        s.flush()
-        for iid, user, model, status, ptype, api in (
-            (sse_id, alice, "claude-opus-4-8", "completed", "anthropic", "anthropic.messages"),
-            (json_id, bob, "claude-haiku", "upstream_error", "anthropic", "anthropic.messages"),
-            (chat_id, alice, "gpt-x", "completed", "openai", "openai.chat"),
-        ):
-            s.add(
-                Interception(
-                    id=iid,
-                    initiator_id=user.id,
-                    provider_type=ptype,
-                    provider_name="anthropic" if ptype == "anthropic" else "openai",
-                    api=api,
-                    model=model,
-                    status=status,
-                )
-            )
-        s.commit()
-    engine.dispose()
+    seed(
+        db_url,
+        [
+            (sse_id, "alice", "claude-opus-4-8", "completed", "anthropic", "anthropic.messages"),
+            (json_id, "bob", "claude-haiku", "upstream_error", "anthropic", "anthropic.messages"),
+            (chat_id, "alice", "gpt-x", "completed", "openai", "openai.chat"),
+        ],
+    )
     return World(tmp_path, db_url, base, sse_id, json_id, models_id, chat_id)
 
 
@@ -293,7 +298,7 @@ def test_show_unknown_or_short_id_fails(world: World) -> None:
 def test_export_har(world: World) -> None:
     out = world.tmp / "out.har"
     result = world.json("export", str(world.sse_id), str(world.models_id), "--har", str(out))
-    assert result["dumps"] == 2
+    assert result["dumps"] == 2 and result["har_entries"] == 2
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     har = json.loads(out.read_text())
     assert har["log"]["version"] == "1.2"
@@ -306,6 +311,8 @@ def test_export_har(world: World) -> None:
     assert first["response"]["content"]["mimeType"] == "text/event-stream"
     assert "Reading it." in first["response"]["content"]["text"]
     assert second["request"]["url"] == "https://api.anthropic.com/v1/models"
+    assert second["comment"] == f"aibridge dump {world.models_id} (provider anthropic)"
+    assert {"name": "x-api-key", "value": "sk-a...0000"} in first["request"]["headers"]
     everything = world.json("export", "--all", "--har", str(out))
     assert everything["dumps"] == 4 and len(json.loads(out.read_text())["log"]["entries"]) == 4
 
@@ -315,7 +322,7 @@ def test_export_flows_loads_in_mitmproxy(world: World) -> None:
     result = world.json("export", str(world.json_id), str(world.chat_id), "--flows", str(out))
     assert result["flows_written"] == 2
     with out.open("rb") as fh:
-        flows = list(mio.FlowReader(fh).stream())
+        flows = [f for f in mio.FlowReader(fh).stream() if isinstance(f, HTTPFlow)]
     assert [f.id for f in flows] == [str(world.json_id), str(world.chat_id)]
     blocking, chat = flows
     assert (
@@ -325,9 +332,9 @@ def test_export_flows_loads_in_mitmproxy(world: World) -> None:
         blocking.request.port,
         blocking.request.path,
     ) == ("POST", "https", "api.anthropic.com", 443, "/v1/messages")
-    assert orjson.loads(blocking.request.content)["model"] == "claude-opus-4-8"
+    assert orjson.loads(blocking.request.content or b"")["model"] == "claude-opus-4-8"
     assert blocking.response is not None and blocking.response.status_code == 429
-    assert orjson.loads(blocking.response.content)["error"]["type"] == "rate_limit_error"
+    assert orjson.loads(blocking.response.content or b"")["error"]["type"] == "rate_limit_error"
     assert (chat.request.scheme, chat.request.host, chat.request.port) == (
         "http",
         "127.0.0.1",
@@ -365,3 +372,18 @@ def test_no_dump_folder_is_a_usage_error(world: World) -> None:
     assert result.exit_code == 2
     missing = world.run("list", "--dir", str(world.tmp / "nope"))
     assert missing.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("api.anthropic.com", ("https", "api.anthropic.com", 443)),
+        ("127.0.0.1:8123", ("http", "127.0.0.1", 8123)),
+        ("example.com:443", ("https", "example.com", 443)),
+        ("[::1]:9000", ("http", "::1", 9000)),
+        ("[::1]", ("https", "::1", 443)),
+    ],
+)
+def test_request_origin(host: str, origin: tuple[str, str, int]) -> None:
+    msg = parse_message(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert request_origin(msg) == origin
