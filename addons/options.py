@@ -93,26 +93,14 @@ class Options:
             self._logging = setup_logging(
                 human="", json_path=settings.log_json, level=settings.log_level
             )
-        runtime = Runtime(settings, environ=os.environ)
+        self._started = True
+        if self.gateway.runtime is not None:
+            return  # the lean server started it before listening
         try:
-            await asyncio.to_thread(runtime.start)
+            await start_runtime(self.gateway, bootstrap=ctx.options.ai_gateway_bootstrap_admin)
         except Exception as exc:  # noqa: BLE001 - report clearly, then stop the proxy
             log.error("aibridge failed to start: %s", exc)
             ctx.master.shutdown()
-            return
-        if ctx.options.ai_gateway_bootstrap_admin and runtime.engine is not None:
-            created = await asyncio.to_thread(bootstrap_admin, runtime.engine)
-            if created is not None and runtime.config is not None:
-                await asyncio.to_thread(runtime.config.reload)
-                # Deliberately not through logging: the token is shown once, on the console only.
-                sys.stderr.write(
-                    f"\naibridge: first start: created admin user {created.username!r}.\n"
-                    f"aibridge: its token (shown once, store it now): {created.token}\n\n"
-                )
-                sys.stderr.flush()
-        self.gateway.runtime = runtime
-        self._started = True
-        log.info("aibridge ready (instance %s)", runtime.instance_id)
 
     async def done(self) -> None:
         runtime = self.gateway.runtime
@@ -120,3 +108,22 @@ class Options:
             await asyncio.to_thread(runtime.stop)
         if self._logging is not None:
             self._logging.stop()
+
+
+async def start_runtime(gateway: Gateway, *, bootstrap: bool) -> None:
+    """Open the database, load the snapshot, start the writer; on the very first start create
+    the admin user and show its token once. The gateway is `ready` only afterwards."""
+    runtime = Runtime(gateway.settings, environ=os.environ)
+    await asyncio.to_thread(runtime.start)
+    if bootstrap and runtime.engine is not None:
+        created = await asyncio.to_thread(bootstrap_admin, runtime.engine)
+        if created is not None and runtime.config is not None:
+            await asyncio.to_thread(runtime.config.reload)
+            # Deliberately not through logging: the token is shown once, on the console only.
+            sys.stderr.write(
+                f"\naibridge: first start: created admin user {created.username!r}.\n"
+                f"aibridge: its token (shown once, store it now): {created.token}\n\n"
+            )
+            sys.stderr.flush()
+    gateway.runtime = runtime
+    log.info("aibridge ready (instance %s)", runtime.instance_id)

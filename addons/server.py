@@ -24,6 +24,7 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfi
 
 from addons import aibridge_addon
 from addons.lifecycle import drain
+from addons.options import start_runtime
 from addons.state import Gateway
 from gateway import settings as gs
 from gateway.logs import setup_logging
@@ -101,6 +102,9 @@ async def _serve(cfg: ServerConfig, gateway: Gateway) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+    # Ready before listening: with several workers on one port, a worker still starting would
+    # otherwise be handed connections it can only answer 503.
+    await start_runtime(gateway, bootstrap=cfg.bootstrap)
     await m.run()
 
 
@@ -124,8 +128,11 @@ def run_worker(cfg: ServerConfig) -> int:
         factory = _ReusePortLoop if cfg.reuse_port else asyncio.SelectorEventLoop
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(_serve(cfg, gateway))
-    finally:
-        logs.stop()
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        logs.stop()  # (the loop is closed: mitmproxy's log handler cannot take records now)
+        sys.stderr.write(f"aibridge: failed to start: {exc}\n")
+        return 1
+    logs.stop()
     return 0
 
 
