@@ -16,8 +16,8 @@ import typer
 from gateway import settings as gs
 from gateway.cli import output
 from gateway.cli.app import make_app
-from gateway.cli.dumps import DumpExporters
 from gateway.cli.context import state
+from gateway.cli.dumps import DumpExporters
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     )
     max_prompt_chars: int = Field(
         262144,
-        description="Longest prompt text recorded; longer ones are cut with a marker (0: no limit).",
+        description="Longest prompt recorded; longer ones are cut with a marker (0: no limit).",
     )
     upstream_timeout: str = Field("600s", description="Time allowed for upstream response headers.")
     allow_private_upstreams: bool = Field(

@@ -29,7 +29,15 @@ agent CLIs, ``TOOLRUN`` calls the first shell tool offered (Claude Code ``Bash``
 ``{"command": "echo hi-from-fake", ...}``, Codex ``exec_command`` ``{"cmd": ...}`` or ``shell``)
 and ``TOOLREAD:<path>`` calls ``Read`` with ``{"file_path": "<path>"}``; both fall back to TOOL
 when the request has no such tool. After a tool result the answer is "Done.".
-Knobs per request: ``x-fake-delay``, ``x-fake-events``, ``x-fake-bigevent-mb``.
+Broken upstreams (for hardening tests): BADSSE (malformed SSE lines before the events),
+NODONE (the stream's last event -- message_stop, ``[DONE]``, response.completed -- left out),
+BADUTF8 (an event with bytes that are not UTF-8), TRUNCJSON (a blocking answer cut in half,
+framed by its short Content-Length), WRONGCT (the answer declared ``text/html``, a stream
+declared ``text/plain`` and sent whole), REDIRECT (307 to ``x-fake-location``, default the same
+path on this server with ``?redirected=1``), DRIP (the answer one byte per write,
+``x-fake-delay`` apart, default 2 ms).
+Knobs per request: ``x-fake-delay``, ``x-fake-events``, ``x-fake-bigevent-mb``,
+``x-fake-location``.
 Usage numbers: see ``expected_usage`` and the formula in fakeprovider/scenario.py.
 """
 

@@ -288,6 +288,35 @@ class Responder:
         await self._flush(pending)
         return keep
 
+    async def drip(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        headers: Headers = (),
+        content_type: str = "application/json",
+        delay: float = 0.002,
+    ) -> bool:
+        """Send `body` one byte per write (chunked on HTTP/1.1), `delay` seconds apart."""
+        chunked = self.http11
+        fields = [("content-type", content_type)]
+        length = ("content-length", str(len(body)))
+        fields.append(("transfer-encoding", "chunked") if chunked else length)
+        fields.extend(headers)
+        keep = self.keep_alive and chunked
+        fields.append(self._connection_header(keep))
+        self._writer.write(render_head(status, fields))
+        await self._writer.drain()
+        for index in range(len(body)):
+            byte = body[index : index + 1]
+            self._writer.write(_chunk(byte) if chunked else byte)
+            await self._writer.drain()
+            await asyncio.sleep(delay)
+        if chunked:
+            self._writer.write(b"0\r\n\r\n")
+            await self._writer.drain()
+        return keep
+
     async def _flush(self, pending: list[bytes]) -> None:
         self._writer.write(b"".join(pending))
         pending.clear()

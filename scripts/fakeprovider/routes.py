@@ -9,7 +9,19 @@ import orjson
 
 from . import wire_anthropic, wire_chat, wire_responses
 from .httpserver import Incoming, ReceivedRequest, Responder
-from .scenario import SLOW_SECONDS, Ids, Json, Knobs, Scenario, StreamPlan, clamp_events
+from .scenario import (
+    DRIP_DELAY,
+    INVALID_UTF8_EVENT,
+    MALFORMED_SSE,
+    SLOW_SECONDS,
+    Ids,
+    Json,
+    Knobs,
+    Scenario,
+    StreamPlan,
+    Triggers,
+    clamp_events,
+)
 
 RETRY_AFTER_SECONDS = "7"
 MAX_STORED_RESPONSES = 1024
@@ -224,6 +236,8 @@ class Router:
         if triggers.slow:
             await asyncio.sleep(SLOW_SECONDS)
         headers = [(api.REQUEST_ID_HEADER, request_id)]
+        if triggers.redirect:
+            return await self._redirect(incoming, out, headers)
         if triggers.err429:
             error = api.error_body("rate_limit", "Rate limited by the fake provider.", request_id)
             limited = [("retry-after", RETRY_AFTER_SECONDS), *headers]
@@ -238,7 +252,27 @@ class Router:
         data = orjson.dumps(answer)
         if triggers.resetmid:
             return await out.send_partial(200, data, headers=headers)
-        return await out.send(200, data, headers=headers, compress=triggers.gzip)
+        if triggers.truncjson:
+            data = data[: len(data) // 2]
+        content_type = "text/html; charset=utf-8" if triggers.wrongct else "application/json"
+        if triggers.drip:
+            delay = knobs.delay or DRIP_DELAY
+            return await out.drip(200, data, headers=headers, content_type=content_type,
+                                  delay=delay)
+        return await out.send(
+            200, data, headers=headers, compress=triggers.gzip, content_type=content_type
+        )
+
+    async def _redirect(self, incoming: Incoming, out: Responder, headers: list[tuple[str, str]]
+                        ) -> bool:
+        """REDIRECT: 307 to `x-fake-location` (default: the same path on this server, with
+        `?redirected=1`); a gateway must hand it to the client, never follow it."""
+        host = incoming.lower.get("host", "127.0.0.1")
+        location = incoming.lower.get(
+            "x-fake-location", f"http://{host}{incoming.record.path}?redirected=1"
+        )
+        body = b'{"redirect": true}'
+        return await out.send(307, body, headers=[("location", location), *headers])
 
     async def _stream(
         self, api: WireApi, scen: Scenario, knobs: Knobs, out: Responder, request_id: str
@@ -257,11 +291,31 @@ class Router:
             return await out.stream(plan.events, abort_after=plan.mid, **options)
         if plan.final is not None:
             self._remember(api, scen, plan.final)
-        return await out.stream(plan.events, **options)
+        events = _broken_events(plan, triggers)
+        if triggers.wrongct:
+            body = b"".join(events)
+            return await out.send(200, body, headers=options["headers"], content_type="text/plain")
+        if triggers.drip:
+            delay = knobs.delay or DRIP_DELAY
+            return await out.drip(200, b"".join(events), headers=options["headers"],
+                                  content_type="text/event-stream; charset=utf-8", delay=delay)
+        return await out.stream(events, **options)
 
     def _remember(self, api: WireApi, scen: Scenario, answer: Json) -> None:
         if api is wire_responses and scen.request.get("store") is not False:
             self.responses.put(answer)
+
+
+def _broken_events(plan: StreamPlan, triggers: Triggers) -> list[bytes]:
+    """BADSSE, NODONE and BADUTF8 applied to a stream's events."""
+    events = list(plan.events)
+    if triggers.nodone:
+        events = events[:-1]  # no message_stop / [DONE] / response.completed
+    if triggers.badutf8:
+        events.insert(plan.mid, INVALID_UTF8_EVENT)
+    if triggers.badsse:
+        events.insert(0, MALFORMED_SSE)
+    return events
 
 
 def _json_object(body: bytes) -> Json | None:

@@ -59,6 +59,20 @@ DEFAULT_EVENTS = 5
 MAX_EVENTS = 100_000
 DEFAULT_BIGEVENT_MB = 5.0
 SLOW_SECONDS = 2.0
+DRIP_DELAY = 0.002
+# BADSSE: what a broken upstream may send before (or instead of) a valid event stream.
+MALFORMED_SSE = (
+    b"this line has no colon and is not a field\n"
+    b"data: {not json at all\n\n"
+    b": a comment\r\n"
+    b"id: \x00nul-in-id\r"
+    b"retry: soon\n\n"
+    b"event: \xff\xfe\n"
+    b"data: {\"type\": \"message_start\", \"message\": \n\n"
+    b"data:[DONE\n\n"
+)
+# BADUTF8: an event whose JSON string holds bytes that are not UTF-8.
+INVALID_UTF8_EVENT = b'data: {"type": "junk", "text": "\xff\xfe\xc3\x28 \xed\xa0\x80"}\n\n'
 
 TEXT_TOKENS = 12
 DONE_TOKENS = 3
@@ -97,6 +111,13 @@ class Triggers:
     bigevent: bool = False
     run: bool = False
     read_path: str | None = None
+    badsse: bool = False
+    nodone: bool = False
+    badutf8: bool = False
+    truncjson: bool = False
+    wrongct: bool = False
+    redirect: bool = False
+    drip: bool = False
 
 
 def parse_triggers(text: str) -> Triggers:
@@ -118,6 +139,13 @@ def parse_triggers(text: str) -> Triggers:
         bigevent="BIGEVENT" in text,
         run="TOOLRUN" in text,
         read_path=read.group(1) if (read := _READ_RE.search(text)) else None,
+        badsse="BADSSE" in text,
+        nodone="NODONE" in text,
+        badutf8="BADUTF8" in text,
+        truncjson="TRUNCJSON" in text,
+        wrongct="WRONGCT" in text,
+        redirect="REDIRECT" in text,
+        drip="DRIP" in text,
     )
 
 

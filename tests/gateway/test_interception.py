@@ -18,7 +18,9 @@ from schema.models import PromptUsage
 from schema.types import utcnow
 
 
-def _session(engine: Engine, tmp_path: Path, body: bytes, cap: int) -> tuple[InterceptionSession, Writer]:
+def _session(
+    engine: Engine, tmp_path: Path, body: bytes, cap: int
+) -> tuple[InterceptionSession, Writer]:
     journal = Journal(tmp_path / "j", "test", max_pending=1 << 30)
     writer = Writer(engine, journal)
     writer.start()
