@@ -11,7 +11,7 @@ import pytest
 from gateway import clients
 from gateway.clients import ClientInfo, detect
 
-CAPTURES = Path(__file__).resolve().parents[2].parent / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shared" / "captures"
 
 
 def getter(pairs: list[list[str]] | list[tuple[str, str]] | dict[str, str]):  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def getter(pairs: list[list[str]] | list[tuple[str, str]] | dict[str, str]):  # 
 def captured(pattern: str) -> list[dict[str, Any]]:
     files = sorted(CAPTURES.glob(pattern))
     if not files:
-        pytest.skip(f"no captures {pattern} in {CAPTURES}")
+        pytest.fail(f"no captures {pattern} in {CAPTURES}")
     return [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
 
 

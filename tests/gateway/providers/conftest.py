@@ -16,28 +16,28 @@ from gateway.providers.records import Record
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 """The repository root: the parent of `tests/`."""
-SHARED = REPO_ROOT.parent / "shared"
 LOCAL_FIXTURES = REPO_ROOT / "tests" / "fixtures"
+SHARED = LOCAL_FIXTURES / "shared"
+"""Vendored copy of the shared fixtures and captures (see its README)."""
 
 ParserFactory = Callable[[], StreamParser]
 
 
 def _shared(name: str) -> Path:
     path = SHARED / name
-    if not path.is_dir():
-        pytest.skip(f"shared test data not found at {path}")
+    assert path.is_dir(), f"test data missing: {path}"
     return path
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """/work/shared/fixtures: recorded provider responses (skips the test when absent)."""
+    """Recorded provider responses (tests/fixtures/shared/fixtures)."""
     return _shared("fixtures")
 
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """/work/shared/captures: requests real clients sent (skips the test when absent)."""
+    """Requests real clients sent (tests/fixtures/shared/captures)."""
     return _shared("captures")
 
 
