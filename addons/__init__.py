@@ -20,6 +20,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
     from addons.health import Health
     from addons.lifecycle import Lifecycle
     from addons.limits import BodyLimit
+    from addons.netguard import UpstreamGuard
     from addons.options import Options
     from addons.paths import Paths
     from addons.recording import Recording
@@ -42,6 +43,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
         Dumps(gateway),  # API dumps (dump_dir): after Recording, wraps its stream tap
         flow_view,  # mitmweb/mitmdump only: comment, error mark, masked secrets, flow limit
         UpstreamTimeout(gateway),  # 504 when the upstream sends no headers in time
+        UpstreamGuard(gateway),  # re-check the upstream address when connecting
     ]
 
 

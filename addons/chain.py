@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # Hooks that decide whether a request may go upstream: an exception there must not forward.
 REQUEST_HOOKS = ("requestheaders", "request")
 FLOW_HOOKS = ("requestheaders", "request", "responseheaders", "response", "error")
+CONNECT_HOOKS = ("server_connect",)
 LIFECYCLE_HOOKS = ("load", "configure", "running", "done")
 
 Handler = Callable[..., Any]
@@ -40,12 +41,17 @@ def _fail_closed(flow: http.HTTPFlow, part: object) -> None:
     log.exception("aibridge addon %s failed; request answered 500", type(part).__name__)
 
 
+def _refuse_connection(args: tuple[Any, ...], part: object) -> None:
+    args[0].server.error = "aibridge internal error; the connection was not made"
+    log.exception("aibridge addon %s failed in server_connect", type(part).__name__)
+
+
 class AIBridge:
     """Dispatches mitmproxy hooks to aibridge's addons (`parts`), in order."""
 
     def __init__(self, parts: Sequence[object]) -> None:
         self.parts = list(parts)
-        for hook in FLOW_HOOKS + LIFECYCLE_HOOKS:
+        for hook in FLOW_HOOKS + CONNECT_HOOKS + LIFECYCLE_HOOKS:
             handlers = [(p, getattr(p, hook)) for p in self.parts
                         if callable(getattr(p, hook, None))]
             if handlers:
@@ -68,6 +74,8 @@ def _dispatcher(hook: str, handlers: list[tuple[object, Handler]]) -> Handler:
     on_error: Callable[[tuple[Any, ...], object], None] | None = None
     if hook in REQUEST_HOOKS:
         on_error = lambda args, part: _fail_closed(args[0], part)  # noqa: E731
+    elif hook in CONNECT_HOOKS:
+        on_error = _refuse_connection
     elif hook in FLOW_HOOKS:
         on_error = lambda args, part: log.exception(  # noqa: E731
             "aibridge addon %s failed in %s", type(part).__name__, hook)

@@ -29,16 +29,37 @@ _DROP = frozenset(name.encode() for name in (*CLIENT_AUTH, *HOP_BY_HOP))
 
 
 def strip_client_headers(headers: http.Headers) -> None:
-    """One pass over the raw header fields (this runs for every request)."""
+    """One pass over the raw header fields (this runs for every request).
+
+    A name with `_` is compared with `_` read as `-`: servers that fold underscores (CGI-style)
+    would read `X_Api_Key` as `X-Api-Key` and `Content_Length` as `Content-Length`, so such a
+    variant of a credential, hop-by-hop or framing header never reaches the upstream.
+    `Connection: close` survives: mitmproxy decides from these same headers whether to close
+    the client's connection after the response (RFC 9112 9.6).
+    """
     drop = _DROP
     listed = headers.get_all("connection")
+    close = False
     if listed:
-        extra = {h.strip().lower().encode() for v in listed for h in v.split(",") if h.strip()}
+        extra = {
+            h.strip().lower().replace("_", "-").encode() for v in listed for h in v.split(",")
+            if h.strip()
+        }
         drop = drop | (extra - _PROTECTED)
+        close = b"close" in extra
     fields = headers.fields
-    kept = tuple(f for f in fields if f[0].lower() not in drop)
+    kept = tuple(f for f in fields if _kept(f[0].lower(), drop))
     if len(kept) != len(fields):
         headers.fields = kept
+    if close:
+        headers["connection"] = "close"
+
+
+def _kept(name: bytes, drop: frozenset[bytes]) -> bool:
+    if b"_" not in name:
+        return name not in drop
+    folded = name.replace(b"_", b"-")
+    return folded not in drop and folded not in _PROTECTED
 
 
 class Credentials:

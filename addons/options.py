@@ -33,6 +33,7 @@ class Options:
         self.gateway = gateway
         self._logging: LogSetup | None = None
         self._started = False
+        self._applied = False
 
     def load(self, loader: Any) -> None:
         install_error_pages()
@@ -62,8 +63,13 @@ class Options:
         return values
 
     def configure(self, updated: Sequence[str] | set[str]) -> None:
-        if not (set(updated) & ({gs.option_name(f) for f in gs.field_names()} | {CONFIG_OPTION})):
+        # The first call always applies: the lean server sets no ai_gateway_* option when
+        # everything comes from the environment, and mitmproxy's own options (body_size_limit,
+        # http2) must still follow the settings.
+        relevant = {gs.option_name(f) for f in gs.field_names()} | {CONFIG_OPTION}
+        if self._applied and not (set(updated) & relevant):
             return
+        self._applied = True
         try:
             loaded = gs.load_settings(
                 self.overrides(), config_file=ctx.options.ai_gateway_config or None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -250,3 +252,28 @@ def test_reset_before_headers_is_502(s: Setup) -> None:
     )
     assert r.status_code == 502
     assert r.json()["type"] == "error"
+
+
+def test_private_upstream_refused_again_when_connecting(tmp_path: Path, fake: Any) -> None:
+    """A provider saved while private upstreams were allowed (or whose name now resolves to a
+    loopback address) is refused at connect time once they are not."""
+    from tests.harness import gateway_env, start_gateway
+
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    env = gateway_env(tmp_path / "data", db, {"AI_GATEWAY_ALLOW_PRIVATE_UPSTREAMS": "false"})
+    gw = start_gateway(tmp_path, db, env=env)
+    try:
+        port = fake.base_url.rsplit(":", 1)[1]
+        gw.admin.add_provider("by-ip", "anthropic", fake.base_url)  # the store check is skipped
+        gw.admin.add_provider("by-name", "anthropic", f"http://localhost:{port}")
+        gw.admin.add_user("u")
+        token = gw.admin.token("u")
+        gw.sync()
+        for name in ("by-ip", "by-name"):
+            r = httpx.post(gw.url(name, "/v1/messages"), json=MSG, timeout=10,
+                           headers={"x-api-key": token})
+            assert r.status_code == 502, r.text
+            assert "loopback, private" in r.json()["error"]["message"]
+        assert fake.requests == []
+    finally:
+        gw.stop()
