@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
@@ -59,3 +60,52 @@ def test_decode_body_stops_a_gzip_bomb() -> None:
     assert decode_body(gzip.compress(b"hello"), "gzip", 1024) == b"hello"
     assert decode_body(b"not gzip", "gzip", 1024) is None
     assert decode_body(b"plain", "", 1024) == b"plain"
+
+
+def _sse_stream() -> bytes:
+    events = [
+        ("message_start", '{"type":"message_start","message":{"id":"msg_z","model":"m",'
+                          '"usage":{"input_tokens":11,"output_tokens":1}}}'),
+        ("content_block_start", '{"type":"content_block_start","index":0,'
+                                '"content_block":{"type":"text","text":""}}'),
+        ("content_block_delta", '{"type":"content_block_delta","index":0,'
+                                '"delta":{"type":"text_delta","text":"hi"}}'),
+        ("content_block_stop", '{"type":"content_block_stop","index":0}'),
+        ("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+                          '"usage":{"output_tokens":5}}'),
+        ("message_stop", '{"type":"message_stop"}'),
+    ]
+    return "".join(f"event: {e}\ndata: {d}\n\n" for e, d in events).encode()
+
+
+def _compress(encoding: str, data: bytes) -> bytes:
+    import gzip
+    import zlib
+
+    import brotli
+    import zstandard
+
+    return {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress,
+            "zstd": zstandard.ZstdCompressor().compress}[encoding](data)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_compressed_streams_are_recorded(engine: Engine, tmp_path: Path, encoding: str) -> None:
+    body = b'{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    session, writer = _session(engine, tmp_path, body, cap=0)
+    session.begin()
+    assert session.response_headers(200, "text/event-stream", encoding)
+    blob = _compress(encoding, _sse_stream())
+    for i in range(0, len(blob), 7):  # arbitrary chunk boundaries inside the compressed bytes
+        session.feed(blob[i:i + 7])
+    session.feed(b"")
+    session.finish()
+    assert writer.flush(10)
+    writer.stop()
+    from schema.models import Interception, TokenUsage
+
+    with Session(engine) as s:
+        usage = s.execute(select(TokenUsage)).scalar_one()
+        row = s.execute(select(Interception)).scalar_one()
+    assert (usage.provider_response_id, usage.input_tokens, usage.output_tokens) == ("msg_z", 11, 5)
+    assert row.status == "completed" and row.parsed and row.streamed
