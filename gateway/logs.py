@@ -127,6 +127,9 @@ def setup_logging(
         j = logging.StreamHandler(_open(json_path))
         j.setFormatter(JSONFormatter(scrubber))
         handlers.append(j)
+    # Nothing we print uses them; each costs a lookup per record on the event loop.
+    logging.logMultiprocessing = False
+    logging.logProcesses = False
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     qh = _QueueHandler(q)
     listener = logging.handlers.QueueListener(q, *handlers, respect_handler_level=False)

@@ -20,6 +20,8 @@ from gateway.providers.records import ModelThought, PromptUsage, TokenUsage, Too
 from gateway.writer import Entry, Writer, encode_entry
 from schema.types import utcnow
 
+log = logging.getLogger(__name__)
+
 STATUS_COMPLETED = "completed"
 STATUS_UPSTREAM_ERROR = "upstream_error"
 STATUS_CLIENT_DISCONNECTED = "client_disconnected"
@@ -113,17 +115,31 @@ class JournalRecorder:
 
     def _write(self, entries: list[Entry]) -> None:
         data = b"".join(encode_entry(e) for e in entries)
+        # Only a new interception is refused at the cap: the records of one already under way
+        # (usage, tools, its end) always go in, or it would never be closed.
+        started = any(e.kind == "interception" for e in entries)
         try:
-            path, offset = self._journal.append(data)
+            path, offset = self._journal.append(data, over_cap=not started)
         except JournalFull as exc:
-            raise RecorderUnavailable(str(exc)) from exc
+            if started:
+                raise RecorderUnavailable(str(exc)) from exc
+            # The disk refused the journal: keep the records in memory for the writer (not
+            # crash-safe, but the interception is still closed when the database answers).
+            log.warning("journal write failed, records kept in memory only: %s", exc)
+            self._writer.submit(entries, None, 0)
+            return
         self._writer.submit(entries, path, offset)
 
     def _log(self, record_type: str, **fields: Any) -> None:
-        if self._slog is not None:
-            self._slog.info(
-                "interception log", extra={"record_type": record_type, "fields": fields}
-            )
+        slog = self._slog
+        if slog is None or not slog.isEnabledFor(logging.INFO):
+            return
+        # Built directly: Logger.info() would walk the stack for the caller's file and line,
+        # which these records don't need (they run for every event of every interception).
+        record = logging.LogRecord(slog.name, logging.INFO, "", 0, "interception log", None, None)
+        record.record_type = record_type
+        record.fields = fields
+        slog.handle(record)
 
     def record_interception_start(self, start: InterceptionStart) -> None:
         row = {
