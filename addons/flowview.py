@@ -36,7 +36,12 @@ from gateway.dumps import DumpScrubber
 from gateway.interception import BodyDecoder, decode_body
 from gateway.providers.base import WireFormat
 from gateway.providers.records import Record, TokenUsage
-from gateway.redaction import SENSITIVE_HEADERS, mask_header_value, redact_path
+from gateway.redaction import (
+    SENSITIVE_HEADERS,
+    mask_header_value,
+    redact_body_fields,
+    redact_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +242,14 @@ class FlowView:
         else:
             mask_request(flow.request)
         if fctx is None:
+            # admin API / dashboard writes carry provider keys and tokens in their bodies
+            if flow.request.method in ("POST", "PATCH", "PUT") and flow.request.raw_content:
+                ctype = flow.request.headers.get("content-type", "")
+                body = flow.request.get_content(strict=False) or b""
+                masked = redact_body_fields(body, ctype)
+                if masked != body:
+                    flow.request.headers.pop("content-encoding", None)
+                    flow.request.content = masked
             return
         body = flow.request.get_content(strict=False) or b""
         scrubbed = DumpScrubber(flow_scrubber(fctx)).data(body)

@@ -22,6 +22,9 @@ METHOD_NOT_ALLOWED = ErrorKind(
 )
 TOO_LARGE = ErrorKind(413, "request_too_large", "invalid_request_error", "request_too_large")
 BAD_REQUEST = ErrorKind(400, "invalid_request_error", "invalid_request_error", "bad_request")
+HEADERS_TOO_LARGE = ErrorKind(
+    431, "invalid_request_error", "invalid_request_error", "request_header_fields_too_large"
+)
 UNAVAILABLE = ErrorKind(503, "overloaded_error", "server_error", "gateway_unavailable")
 BAD_GATEWAY = ErrorKind(502, "api_error", "server_error", "upstream_unreachable")
 GATEWAY_TIMEOUT = ErrorKind(504, "timeout_error", "server_error", "upstream_timeout")

@@ -10,6 +10,7 @@ replayed (records are idempotent) and removed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -55,17 +56,25 @@ class Journal:
 
     # -- writing (request path) ---------------------------------------------------------------
 
-    def append(self, data: bytes) -> tuple[Path, int]:
-        """Append complete lines; returns (segment, end offset). Raises JournalFull at the cap."""
+    def append(self, data: bytes, *, over_cap: bool = False) -> tuple[Path, int]:
+        """Append complete lines; returns (segment, end offset). Raises JournalFull at the cap
+        (unless `over_cap`: records of an interception already under way) and when the disk
+        refuses the write (nothing of `data` stays: a torn line is cut off again)."""
         with self._lock:
-            if self.pending_bytes() + len(data) > self.max_pending:
+            if not over_cap and self.pending_bytes() + len(data) > self.max_pending:
                 raise JournalFull(f"journal holds more than {self.max_pending} unwritten bytes")
             seg = self._active
-            if seg is None or seg.size >= SEGMENT_BYTES:
-                seg = self._open_segment()
-            written = os.write(seg.fd, data)
-            while written < len(data):  # short writes are rare but legal
-                written += os.write(seg.fd, data[written:])
+            try:
+                if seg is None or seg.size >= SEGMENT_BYTES:
+                    seg = self._open_segment()
+                written = os.write(seg.fd, data)
+                while written < len(data):  # short writes are rare but legal
+                    written += os.write(seg.fd, data[written:])
+            except OSError as exc:  # ENOSPC, EDQUOT, EIO: the journal cannot take records
+                if seg is not None:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(seg.fd, seg.size)
+                raise JournalFull(f"journal cannot be written: {exc}") from exc
             seg.size += len(data)
             return seg.path, seg.size
 
@@ -117,11 +126,16 @@ class Journal:
 
 
 def _write_ack(path: Path, offset: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    """Best effort: a lost acknowledgement only means more (idempotent) replay after a crash,
+    so a full disk must not stop the writer thread that calls this."""
     try:
-        os.pwrite(fd, _ACK.pack(offset), 0)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, _ACK.pack(offset), 0)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("journal acknowledgement %s not written: %s", path.name, exc)
 
 
 def _read_ack(path: Path) -> int:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+import orjson
 
 SENSITIVE_HEADERS = frozenset(
     {
@@ -29,6 +32,11 @@ SENSITIVE_HEADERS = frozenset(
 )
 SENSITIVE_QUERY_KEYS = frozenset(
     {"key", "api_key", "api-key", "apikey", "token", "access_token", "password", "sig", "signature"}
+)
+# Body fields that carry credentials in the admin API and dashboard forms (JSON at any depth,
+# or urlencoded form fields).
+SENSITIVE_FIELDS = frozenset(
+    {"api_key", "api_keys", "new_key", "token", "csrf", "password", "secret", "encryption_keys"}
 )
 _AUTH_SCHEME = re.compile(r"^(Bearer|Basic|Token)\s+", re.IGNORECASE)
 # Set-Cookie attributes carry no secret; they stay readable (the cookie's own value is masked).
@@ -121,3 +129,47 @@ class SecretScrubber:
             if secret in text:
                 text = text.replace(secret, mask_secret(secret))
         return text
+
+
+def _mask_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secret(value)
+    if isinstance(value, list):
+        return [_mask_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    return value
+
+
+def _mask_fields(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _mask_value(v) if k.lower() in SENSITIVE_FIELDS else _mask_fields(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_fields(v) for v in value]
+    return value
+
+
+def redact_body_fields(body: bytes, content_type: str) -> bytes:
+    """A request body (admin API JSON, dashboard form) with credential fields masked; any other
+    body, or one that does not parse, unchanged."""
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    if not body:
+        return body
+    if ctype == "application/x-www-form-urlencoded":
+        text = body.decode("utf-8", "replace")
+        pairs = parse_qsl(text, keep_blank_values=True)
+        if not any(k.lower() in SENSITIVE_FIELDS for k, _ in pairs):
+            return body
+        masked = [(k, mask_secret(v) if k.lower() in SENSITIVE_FIELDS else v) for k, v in pairs]
+        return urlencode(masked).encode()
+    if "json" not in ctype:
+        return body
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    masked_doc = _mask_fields(doc)
+    return body if masked_doc == doc else orjson.dumps(masked_doc)

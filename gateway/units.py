@@ -62,4 +62,7 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"invalid size {text!r}: use e.g. 32MiB, 512k, 1g or a byte count")
     unit = (match.group(2) or "").lower()
-    return int(float(match.group(1)) * _SIZE_FACTORS[unit])
+    try:
+        return int(float(match.group(1)) * _SIZE_FACTORS[unit])
+    except OverflowError as exc:  # "1" * 400: a float infinity has no integer value
+        raise ValueError(f"size {text!r} is too large") from exc

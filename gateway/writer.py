@@ -124,7 +124,9 @@ class Writer:
     ) -> None:
         self._engine = engine
         self._journal = journal
-        self._queue: queue.SimpleQueue[tuple[list[Entry], Path, int] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[list[Entry], Path | None, int] | None] = (
+            queue.SimpleQueue()
+        )
         self._batch_size = batch_size
         self._batch_delay = batch_delay
         self._thread: threading.Thread | None = None
@@ -136,7 +138,8 @@ class Writer:
         self.written = 0
         self.healthy = True
 
-    def submit(self, entries: list[Entry], path: Path, offset: int) -> None:
+    def submit(self, entries: list[Entry], path: Path | None, offset: int) -> None:
+        """`path` None: records not in the journal (its disk refused them), nothing to ack."""
         with self._pending_lock:
             self._pending += 1
             self._idle.clear()
@@ -166,7 +169,8 @@ class Writer:
             entries, path, offset = item
             batch.items += 1
             batch.entries.extend(entries)
-            batch.acks[path] = max(offset, batch.acks.get(path, 0))
+            if path is not None:
+                batch.acks[path] = max(offset, batch.acks.get(path, 0))
             if len(batch.entries) >= self._batch_size:
                 break
             remaining = deadline - time.monotonic()
