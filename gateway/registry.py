@@ -129,11 +129,17 @@ class ConfigStore:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._swap = threading.Lock()
         self.snapshot: Snapshot = EMPTY
 
     def reload(self) -> Snapshot:
-        self.snapshot = load_snapshot(self._engine, self._keyring)
-        return self.snapshot
+        """Load the database's configuration. Reloads run concurrently (every admin commit
+        reloads at once, besides the poller): one loaded earlier never replaces a newer one."""
+        loaded = load_snapshot(self._engine, self._keyring)
+        with self._swap:
+            if loaded.version >= self.snapshot.version:
+                self.snapshot = loaded
+            return self.snapshot
 
     def start(self) -> None:
         self.reload()

@@ -16,6 +16,16 @@ from tests.harness import GatewayProcess, postgres_available, postgres_schema, s
 _PG = postgres_available()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aibridge hardening")
+    group.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="hardening battery: long outages, long fuzzing, more load (also AIBRIDGE_SOAK=1)",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import os
 
