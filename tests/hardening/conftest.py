@@ -1,7 +1,7 @@
 """Fixtures of the hardening battery, and its `--soak` switch.
 
 `--soak` (registered in tests/conftest.py, so it works from any command line; also
-AIBRIDGE_SOAK=1) lengthens outages (database cut 30 s instead of 5 s), fuzz budgets (60 s per
+AIBRIDGE_SOAK=1) lengthens outages (database cut 120 s instead of 30 s), fuzz budgets (60 s per
 target instead of 5 s) and load (more clients, more requests).
 """
 
@@ -40,8 +40,8 @@ def _soak_requested(config: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def budget(pytestconfig: pytest.Config) -> Budget:
     if _soak_requested(pytestconfig):
-        return Budget(soak=True, outage_seconds=30, fuzz_seconds=60, clients=8, requests=400)
-    return Budget(soak=False, outage_seconds=5, fuzz_seconds=5, clients=4, requests=60)
+        return Budget(soak=True, outage_seconds=120, fuzz_seconds=60, clients=8, requests=400)
+    return Budget(soak=False, outage_seconds=30, fuzz_seconds=5, clients=4, requests=60)
 
 
 def hardening_env(workdir: Path, db_url: str, **extra: str) -> dict[str, str]:
