@@ -20,6 +20,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
     from addons.health import Health
     from addons.lifecycle import Lifecycle
     from addons.limits import BodyLimit
+    from addons.metrics import Metrics
     from addons.netguard import UpstreamGuard
     from addons.options import Options
     from addons.paths import Paths
@@ -33,6 +34,7 @@ def default_addons(gateway: Gateway) -> list[Any]:
         Lifecycle(gateway),  # in-flight accounting for graceful stops
         flow_view.unmask,  # mitmweb: real credentials back in `request` (before Admin reads them)
         Health(gateway),  # GET /healthz
+        Metrics(gateway),  # GET /metrics (Prometheus); counts every gateway-route answer
         Admin(gateway),  # admin API and dashboard: /dashboard, /api/v2/... (not gateway routes)
         Paths(gateway),  # /api/v2/aibridge/<name>/...: recognise, validate, HEAD preflight
         BodyLimit(gateway),  # 413 before anything is forwarded

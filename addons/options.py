@@ -120,6 +120,7 @@ async def start_runtime(gateway: Gateway, *, bootstrap: bool) -> None:
     """Open the database, load the snapshot, start the writer; on the very first start create
     the admin user and show its token once. The gateway is `ready` only afterwards."""
     runtime = Runtime(gateway.settings, environ=os.environ)
+    runtime.metrics.add_refresher(gateway.refresh_metrics)
     await asyncio.to_thread(runtime.start)
     if bootstrap and runtime.engine is not None:
         created = await asyncio.to_thread(bootstrap_admin, runtime.engine)

@@ -49,6 +49,7 @@ class Recording:
             summary=summary,
             scrubber=runtime.scrubber(),
             max_prompt_chars=self.gateway.settings.max_prompt_chars,
+            metrics=runtime.metrics,
         )
         try:
             session.begin()
@@ -74,8 +75,8 @@ class Recording:
         provider, principal, route = fctx.provider, fctx.principal, fctx.route
         assert provider is not None and principal is not None and route is not None
         assert route.wire is not None
-        headers = flow.request.headers
-        client = clients.detect(headers.get)
+        get = clients.header_map(flow.request.headers.fields)
+        client = clients.detect(get)
         return InterceptionStart(
             id=fctx.interception_id,
             initiator_id=principal.user_id,
@@ -88,7 +89,7 @@ class Recording:
             model=summary.model,
             client=client.name,
             client_session_id=client.session_id,
-            user_agent=headers.get("user-agent"),
+            user_agent=get("user-agent"),
             credential_kind="byok" if fctx.byok_key else "centralized",
             credential_hint=mask_secret(fctx.byok_key or provider.api_key or ""),
             started_at=utcnow(),

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from mitmproxy import master, options
+from mitmproxy import http, master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 
 from addons import aibridge_addon
@@ -28,6 +30,7 @@ from addons.options import start_runtime
 from addons.state import Gateway
 from gateway import settings as gs
 from gateway.logs import setup_logging
+from gateway.metrics import MULTIPROC_ENV, worker_exited
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,23 @@ class _ReusePortLoop(asyncio.SelectorEventLoop):
         return await super().create_server(*args, **kwargs)
 
 
+def _skip_debug_type_checks() -> None:
+    """mitmproxy type-checks every field of every Request and Response it parses, in a
+    `__post_init__` that exists only `if __debug__` (gone under `python -O`): ~10% of the
+    event loop's time here. Its own parser builds these objects with the right types; the lean
+    server runs without the check, as mitmproxy does when optimized."""
+    if getattr(http.MessageData, "__post_init__", None) is not None:
+        http.MessageData.__post_init__ = lambda self: None  # type: ignore[method-assign]
+
+
 def build_master(cfg: ServerConfig, gateway: Gateway) -> master.Master:
+    _skip_debug_type_checks()
     opts = options.Options()
     m = master.Master(opts, with_termlog=False)
+    # mitmproxy forwards every stdlib log record to its addons as a deprecated `add_log` event
+    # (formatted, then scheduled on the loop with call_soon_threadsafe). No addon here listens,
+    # and with structured logging that is four records per request: our handlers write them.
+    m._legacy_log_events.uninstall()
     m.addons.add(
         core.Core(),
         proxyserver.Proxyserver(),
@@ -144,7 +161,16 @@ def _empty() -> Any:
 
 def run_supervisor(cfg: ServerConfig, workers: int, argv: list[str]) -> int:
     """Start `workers` processes on one port (SO_REUSEPORT); forward signals; restart crashes."""
-    env = {**os.environ, WORKER_ENV: "1"}
+    # The workers' metrics go to one directory, so a scrape answered by any of them sums all.
+    metrics_dir = tempfile.mkdtemp(prefix="aibridge-metrics-")
+    env = {**os.environ, WORKER_ENV: "1", MULTIPROC_ENV: metrics_dir}
+    try:
+        return _supervise(argv, workers, env)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(argv: list[str], workers: int, env: dict[str, str]) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
 
@@ -173,6 +199,7 @@ def run_supervisor(cfg: ServerConfig, workers: int, argv: list[str]) -> int:
                 sys.stderr.write(
                     f"aibridge: worker {p.pid} exited with {p.returncode}; restarting\n"
                 )
+                worker_exited(p.pid, env[MULTIPROC_ENV])
                 time.sleep(0.5)
                 procs[i] = subprocess.Popen(argv, env=env)
         time.sleep(0.2)

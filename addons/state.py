@@ -15,6 +15,7 @@ from mitmproxy import http
 from gateway.auth import Principal
 from gateway.dumps import DumpWriter
 from gateway.interception import InterceptionSession
+from gateway.metrics import Metrics
 from gateway.providers.base import ProviderType, Route
 from gateway.registry import ProviderRoute, Snapshot
 from gateway.runtime import Runtime
@@ -71,3 +72,8 @@ class Gateway:
 
     def context(self, flow: http.HTTPFlow) -> FlowContext | None:
         return self.flows.get(flow)
+
+    def refresh_metrics(self, m: Metrics) -> None:
+        """The gauges only the addons know (called before scrapes, maybe from a thread)."""
+        m.in_flight.set(len(self.live))
+        m.dump_failures.set(self.dump_writer.failures if self.dump_writer else 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 HeaderGet = Callable[[str], str | None]
@@ -131,6 +131,18 @@ def _client_name(get: HeaderGet) -> str:
     if cursor_ua or get("x-cursor-client-version") or get("x-cursor-checksum"):
         return CURSOR
     return UNKNOWN
+
+
+def header_map(fields: Iterable[tuple[bytes, bytes]]) -> HeaderGet:
+    """A getter over raw header fields, built once: detection asks for a dozen headers, and a
+    lookup in mitmproxy's Headers scans every field. Repeated headers are joined with ", "
+    (as mitmproxy's `Headers.get` does)."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in fields:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("utf-8", "surrogateescape")
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return found.get
 
 
 def detect(get: HeaderGet) -> ClientInfo:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import brotli
 import zstandard
 
+from gateway.metrics import Metrics
 from gateway.providers.base import StreamParser, WireFormat
 from gateway.providers.records import (
     ModelThought,
@@ -106,8 +107,10 @@ class InterceptionSession:
         summary: RequestSummary,
         scrubber: SecretScrubber,
         max_prompt_chars: int = 0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.id: uuid.UUID = start.id
+        self._metrics = metrics
         self._recorder = recorder
         self._wire = wire
         self._start = start
@@ -199,8 +202,12 @@ class InterceptionSession:
         for rec in records:
             if isinstance(rec, TokenUsage):
                 self._recorder.record_token_usage(self.id, rec)
+                if self._metrics is not None:
+                    self._metrics.token_usage(self._start.provider_name, rec)
             elif isinstance(rec, ToolUsage):
                 self._recorder.record_tool_usage(self.id, rec)
+                if self._metrics is not None:
+                    self._metrics.tool_call(self._start.provider_name)
             elif isinstance(rec, ModelThought):
                 self._recorder.record_model_thought(self.id, rec)
             elif isinstance(rec, UpstreamError):
@@ -246,6 +253,8 @@ class InterceptionSession:
         self._end(STATUS_FAILED, message)
 
     def _end(self, status: str, message: str | None) -> None:
+        if self._metrics is not None:
+            self._metrics.interception_closed(self._start.provider_name, status)
         self._recorder.record_interception_end(
             InterceptionEnd(
                 id=self.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from gateway.crypto import Keyring
 from gateway.db import make_engine, prepare_database
 from gateway.journal import Journal
 from gateway.logs import structured_logger
+from gateway.metrics import Metrics
 from gateway.recorder import JournalRecorder
 from gateway.redaction import SecretScrubber
 from gateway.registry import ConfigStore
@@ -38,6 +40,7 @@ from schema.models import User
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_ADMIN = "admin"
+METRICS_REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class Runtime:
         self.writer: Writer | None = None
         self.recorder: JournalRecorder | None = None
         self.retention: RetentionScheduler | None = None
+        self.metrics = Metrics()
+        self.metrics.add_refresher(self._refresh_metrics)
+        self._metrics_stop = threading.Event()
         self.started = False
 
     @property
@@ -123,7 +129,24 @@ class Runtime:
         self.recorder = JournalRecorder(
             self.journal, self.writer, instance_id=self.instance_id, structured_log=slog
         )
+        if self.metrics.multiprocess:  # keep this worker's gauges current for other scrapers
+            self._metrics_stop.clear()
+            threading.Thread(
+                target=self._metrics_loop, name="aibridge-metrics", daemon=True
+            ).start()
         self.started = True
+
+    def _refresh_metrics(self, m: Metrics) -> None:
+        m.journal_pending.set(self.journal.pending_bytes() if self.journal else 0)
+        m.database_ok.set(1 if self.writer is not None and self.writer.healthy else 0)
+        m.config_version.set(self.config.snapshot.version if self.config else -1)
+
+    def _metrics_loop(self) -> None:
+        while not self._metrics_stop.wait(METRICS_REFRESH_SECONDS):
+            try:
+                self.metrics.refresh()
+            except Exception:  # a gauge refresh must never stop the gateway
+                log.exception("metrics refresh failed")
 
     def scrubber(self) -> SecretScrubber:
         snapshot = self.config.snapshot if self.config else None
@@ -133,6 +156,7 @@ class Runtime:
         return self.writer.flush(timeout) if self.writer else True
 
     def stop(self) -> None:
+        self._metrics_stop.set()
         if self.retention is not None:
             self.retention.stop()
         if self.writer is not None:

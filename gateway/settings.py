@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         1000, description="mitmweb: keep only the last N flows in the view (0: unlimited)."
     )
     http2: bool = Field(False, description="Offer HTTP/2 to clients and upstreams.")
+    metrics: str = Field(
+        "token",
+        description="GET /metrics (Prometheus): 'token' needs an admin or auditor token, "
+        "'public' needs none, 'off' disables it.",
+    )
 
     @field_validator("retention", "retention_interval", "upstream_timeout", "reload_interval")
     @classmethod
@@ -104,6 +109,14 @@ class Settings(BaseSettings):
     @classmethod
     def _size(cls, value: str) -> str:
         parse_size(value)
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("token", "public", "off"):
+            raise ValueError("metrics must be token, public or off")
         return value
 
     @field_validator("log_level")

@@ -341,3 +341,15 @@ def test_names_per_source() -> None:
     assert flag_name("allow_private_upstreams") == "--ai-gateway-allow-private-upstreams"
     assert env_name("max_request_body") == "AI_GATEWAY_MAX_REQUEST_BODY"
     assert option_name("byok") == "ai_gateway_byok"
+
+
+@pytest.mark.parametrize(
+    "value,expected", [("token", "token"), (" Public ", "public"), ("OFF", "off")]
+)
+def test_metrics_modes(value: str, expected: str) -> None:
+    assert load_settings(environ={"AI_GATEWAY_METRICS": value}).settings.metrics == expected
+
+
+def test_unknown_metrics_mode_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="metrics must be token, public or off"):
+        load_settings(environ={"AI_GATEWAY_METRICS": "open"})
