@@ -6,7 +6,7 @@ errors (401, 404, 413, 431, ERR429, ERR500, ERRMID, RESET, RESETMID, an unreacha
 with structured logging on, JSON and human logs to files and API dumps on, through `aibridge
 server` (SQLite and PostgreSQL) and through `mitmdump -s addons/aibridge.py` saving a flow file.
 Then every artifact is searched for any 6-character piece of any planted secret: logs, dumps,
-the bodies and headers the clients got, /healthz, admin API answers, the flow file, and the raw
+the bodies and headers the clients got, /healthz, /metrics, admin API answers, the flow file, and the raw
 database (SQLite file and WAL; PostgreSQL rows as text). Only the masked hint (first 4 and last
 4 characters around "...") may show.
 
@@ -289,6 +289,7 @@ def read_admin(run: Run, admin_token: str) -> None:
     with httpx.Client(base_url=run.base, headers=auth, timeout=15) as client:
         paths = [
             "/healthz",
+            "/metrics",
             "/api/v2/ai/providers",
             "/api/v2/users",
             "/api/v2/audit?limit=200",
