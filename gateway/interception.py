@@ -7,6 +7,7 @@ the interception as unparsed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 import zlib
@@ -114,9 +115,11 @@ class InterceptionSession:
         self._recorder = recorder
         self._wire = wire
         self._start = start
-        self._summary = summary
+        # The prompt is cut to what will be recorded at once: the whole last message (a 20 MB
+        # body is one) must not stay alive for as long as the response takes.
+        self._prompt = self._cut(summary.prompt, max_prompt_chars)
+        self._summary = dataclasses.replace(summary, prompt=None) if summary.prompt else summary
         self._scrubber = scrubber
-        self._max_prompt_chars = max_prompt_chars
         self._parser: StreamParser | None = None
         self._decoder: BodyDecoder | None = None
         self._upstream_status: int | None = None
@@ -131,13 +134,12 @@ class InterceptionSession:
             self._recorder.record_interception_start(self._start)
             # A turn that hands tool results back repeats the earlier prompt (Chat,
             # Responses): only a new user turn records one.
-            if self._summary.prompt and self._summary.correlating_tool_call_id is None:
-                self._recorder.record_prompt_usage(self.id, PromptUsage(self._prompt_text()))
+            if self._prompt and self._summary.correlating_tool_call_id is None:
+                self._recorder.record_prompt_usage(self.id, PromptUsage(self._prompt))
 
-    def _prompt_text(self) -> str:
-        prompt = self._summary.prompt or ""
-        cap = self._max_prompt_chars
-        if cap and len(prompt) > cap:
+    @staticmethod
+    def _cut(prompt: str | None, cap: int) -> str | None:
+        if prompt and cap and len(prompt) > cap:
             return f"{prompt[:cap]}\n…[aibridge: prompt cut, {len(prompt)} characters in all]"
         return prompt
 

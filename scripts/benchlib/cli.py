@@ -14,7 +14,7 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from . import render
+from . import parsecost, render
 from .measure import Driver
 from .options import Options, parse
 from .procs import Pinning, Processes
@@ -54,6 +54,11 @@ async def bench(opts: Options, paths: Paths, workdir: Path, say: Say) -> Outcome
         await warm_up(targets, 0.5 if opts.quick else 1.0, opts.stream_delay)
         runs = await run_rounds(opts, targets, fake, driver, cells, say)
         outcome.stats = fold_all(cells, targets, runs)
+        direct = next((t for t in targets if t.name == "direct"), None)
+        if direct is not None:
+            say("stream parsing cost (in-process, the fake's 50-event answers)")
+            outcome.parse_costs = await asyncio.to_thread(
+                parsecost.measure, direct.port, direct.endpoints, opts.stream_delay)
         if opts.memory:
             await memory_phase(opts, targets, outcome, say)
         for target in targets:

@@ -102,6 +102,16 @@ def _memory(outcome: Outcome) -> list[Table]:
     return out
 
 
+def _parsing(outcome: Outcome, summary: Summary) -> Table:
+    cpu = summary.stream_cpu_ms("aibridge")
+    rows = tuple(
+        (c.api, str(c.events_bytes), str(c.chunks), f"{c.us_per_stream:.0f}",
+         "-" if cpu is None or c.api != "chat" else f"{100 * c.us_per_stream / 1000 / cpu:.1f}%")
+        for c in outcome.parse_costs)
+    return Table("Stream parsing (in-process, per 50-event answer)",
+                 ("api", "bytes", "chunks", "parse us", "of aibridge CPU per stream"), rows)
+
+
 def _ratios(summary: Summary, verdicts: list[Check]) -> list[Table]:
     ratio_rows = tuple((name, "-" if v is None else f"{v:.2f}")
                        for name, v in summary.ratios().items())
@@ -117,6 +127,7 @@ def tables(outcome: Outcome) -> list[Table]:
     if outcome.recording:
         out.append(_recording(outcome))
     out += _memory(outcome)
+    out.append(_parsing(outcome, summary))
     out += _ratios(summary, checks(outcome, summary))
     return [t for t in out if t.rows]
 
@@ -180,6 +191,7 @@ def to_json(outcome: Outcome, mach: dict[str, Any]) -> str:
         "loadgen": outcome.loadgen, "pinning": outcome.pinning, "targets": outcome.targets,
         "cells": [s.to_json() for s in outcome.stats],
         "recording": outcome.recording,
+        "parse_costs": [c.to_json() for c in outcome.parse_costs],
         "memory": {"long_runs": [memory.to_json(m) for m in outcome.long_runs],
                    "big_bodies": [memory.to_json(b) for b in outcome.big_bodies]},
         "summary": summary.ratios(),

@@ -100,6 +100,17 @@ class Summary:
         x, base = self.get(target, self.stream_high), self.get("direct", self.stream_high)
         return x.p99_ms / base.p99_ms if x and base and base.p99_ms else None
 
+    def stream_cpu_ms(self, target: str) -> float | None:
+        """CPU ms the target spends per stream (CPU s per 1k streams), at the lowest count."""
+        x = self.get(target, self.stream_low)
+        return x.cpu_s_per_1k if x and x.cpu_s_per_1k else None
+
+    def parse_share(self, costs: list[Any]) -> float | None:
+        """Chat stream parsing as a fraction of aibridge's CPU per (chat) stream."""
+        cpu = self.stream_cpu_ms("aibridge")
+        chat = next((c for c in costs if c.api == "chat"), None)
+        return chat.us_per_stream / 1000 / cpu if cpu and chat else None
+
     def ratios(self) -> dict[str, float | None]:
         return {
             "aibridge/mitmdump throughput": self.throughput("aibridge", "mitmdump"),
@@ -136,6 +147,8 @@ def checks(outcome: Outcome, summary: Summary) -> list[Check]:
          "<= 2 ms"),
         (f"stream total p99 vs direct ({summary.stream_high.split('/')[-1]})",
          r["aibridge stream total p99 / direct (max streams)"], 1.3, False, ".2f", "<= 1.3x"),
+        ("stream parsing share of aibridge CPU", summary.parse_share(outcome.parse_costs), 0.10,
+         False, ".1%", "<= 10%"),
     ]
     out = []
     for name, v, goal, higher, fmt, goal_text in rows:

@@ -50,6 +50,7 @@ class Outcome:
     long_runs: list[memory.LongRun] = field(default_factory=list)
     big_bodies: list[memory.BigBody] = field(default_factory=list)
     recording: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parse_costs: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
