@@ -72,6 +72,11 @@ class Recorder(Protocol):
         ...
 
 
+LOG_PROMPT_CHARS = 8192
+"""The longest prompt text a structured log record carries (log pipelines split or drop long
+lines; Docker's json-file driver at 16 KB). The database record keeps `max_prompt_chars`."""
+
+
 class RecorderUnavailable(Exception):
     """The journal is at its cap: the gateway must stop taking new interceptions (503)."""
 
@@ -242,10 +247,14 @@ class JournalRecorder:
             "created_at": now,
         }
         self._emit([Entry("prompt_usage", row)])
+        text = prompt.prompt
+        if len(text) > LOG_PROMPT_CHARS:  # the database has it whole; a log line stays short
+            text = f"{text[:LOG_PROMPT_CHARS]}…[{len(prompt.prompt)} characters in all]"
         self._log(
             "prompt_usage",
             interception_id=interception_id,  # a UUID: formatted on the log thread
-            prompt=prompt.prompt,
+            prompt=text,
+            prompt_chars=len(prompt.prompt),
             created_at=now.isoformat(),
         )
 

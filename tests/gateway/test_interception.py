@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sqlmodel import Session
 from gateway.interception import InterceptionSession, decode_body
 from gateway.journal import Journal
 from gateway.providers.messages import MessagesWire
-from gateway.recorder import InterceptionStart, JournalRecorder
+from gateway.recorder import LOG_PROMPT_CHARS, InterceptionStart, JournalRecorder
 from gateway.redaction import SecretScrubber
 from gateway.writer import Writer
 from schema.models import PromptUsage
@@ -20,12 +21,12 @@ from schema.types import utcnow
 
 
 def _session(
-    engine: Engine, tmp_path: Path, body: bytes, cap: int
+    engine: Engine, tmp_path: Path, body: bytes, cap: int, slog: logging.Logger | None = None
 ) -> tuple[InterceptionSession, Writer]:
     journal = Journal(tmp_path / "j", "test", max_pending=1 << 30)
     writer = Writer(engine, journal)
     writer.start()
-    recorder = JournalRecorder(journal, writer, instance_id="test")
+    recorder = JournalRecorder(journal, writer, instance_id="test", structured_log=slog)
     wire = MessagesWire()
     start = InterceptionStart(
         id=uuid.uuid4(), initiator_id=None, api_token_id=None, provider_type="anthropic",
@@ -49,6 +50,29 @@ def test_long_prompt_is_cut_with_a_marker(engine: Engine, tmp_path: Path) -> Non
         prompt = s.execute(select(PromptUsage.prompt)).scalar_one()
     assert prompt.startswith("x" * 1000) and not prompt.startswith("x" * 1001)
     assert prompt.endswith("…[aibridge: prompt cut, 5000 characters in all]")
+
+
+def test_log_record_carries_a_short_prompt_and_the_database_the_whole(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "y" * (LOG_PROMPT_CHARS * 3)
+    body = ('{"model":"m","messages":[{"role":"user","content":"' + text + '"}]}').encode()
+    slog = logging.getLogger("test.interceptions")
+    with caplog.at_level(logging.INFO, logger=slog.name):
+        session, writer = _session(engine, tmp_path, body, cap=0, slog=slog)
+        session.begin()
+        session.complete(b'{"id":"m1","type":"message","usage":{"input_tokens":1}}')
+        assert writer.flush(10)
+        writer.stop()
+    (record,) = [r for r in caplog.records if getattr(r, "record_type", "") == "prompt_usage"]
+    logged = record.fields["prompt"]  # type: ignore[attr-defined]
+    assert logged.startswith("y" * LOG_PROMPT_CHARS) and not logged.startswith(
+        "y" * (LOG_PROMPT_CHARS + 1)
+    )
+    assert logged.endswith(f"[{len(text)} characters in all]")
+    assert record.fields["prompt_chars"] == len(text)  # type: ignore[attr-defined]
+    with Session(engine) as s:
+        assert s.execute(select(PromptUsage.prompt)).scalar_one() == text
 
 
 def test_decode_body_stops_a_gzip_bomb() -> None:
