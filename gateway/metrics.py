@@ -84,36 +84,32 @@ class Metrics:
             buckets=TTFB_BUCKETS,
             registry=reg,
         )
-        self.journal_pending = Gauge(
-            "aibridge_journal_pending_bytes",
-            "Recorded bytes not yet in the database.",
-            registry=reg,
-            multiprocess_mode="livesum",
+        # Gauges set from live state; across workers they sum (livesum) or show the worst
+        # (livemin) of the processes alive.
+        def gauge(name: str, doc: str, mode: str) -> Gauge:
+            return Gauge(name, doc, registry=reg, multiprocess_mode=mode)  # type: ignore[arg-type]
+
+        self.journal_pending = gauge(
+            "aibridge_journal_pending_bytes", "Recorded bytes not yet in the database.", "livesum"
         )
-        self.database_ok = Gauge(
+        self.database_ok = gauge(
             "aibridge_database_writes_ok",
             "1 while records reach the database, 0 while writes fail (records wait in the "
             "journal).",
-            registry=reg,
-            multiprocess_mode="livemin",
+            "livemin",
         )
-        self.config_version = Gauge(
+        self.config_version = gauge(
             "aibridge_config_version",
             "The configuration version this gateway routes with.",
-            registry=reg,
-            multiprocess_mode="livemin",
+            "livemin",
         )
-        self.dump_failures = Gauge(
+        self.dump_failures = gauge(
             "aibridge_dump_write_failures",
             "API dump writes that failed since start (full disk, unwritable folder).",
-            registry=reg,
-            multiprocess_mode="livesum",
+            "livesum",
         )
-        self.in_flight = Gauge(
-            "aibridge_requests_in_flight",
-            "Requests being answered now.",
-            registry=reg,
-            multiprocess_mode="livesum",
+        self.in_flight = gauge(
+            "aibridge_requests_in_flight", "Requests being answered now.", "livesum"
         )
         self._refreshers: list[Callable[[Metrics], None]] = []
         self._children: dict[tuple[Any, ...], Any] = {}

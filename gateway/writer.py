@@ -128,7 +128,7 @@ class Writer:
             queue.SimpleQueue()
         )
         self._batch_size = batch_size
-        self._batch_delay = batch_delay
+        self._batch_delay = max(batch_delay, 0.001)  # the poll interval: never a busy loop
         self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
