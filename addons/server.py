@@ -10,6 +10,7 @@ the database and exits.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import shutil
@@ -18,10 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mitmproxy import http, master, options
+from mitmproxy import addonmanager, exceptions, hooks, http, master, options
 from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
 
 from addons import aibridge_addon
@@ -65,6 +67,50 @@ def _skip_debug_type_checks() -> None:
         http.MessageData.__post_init__ = lambda self: None  # type: ignore[method-assign]
 
 
+def _direct_hook_dispatch(manager: addonmanager.AddonManager) -> None:
+    """mitmproxy's `trigger_event` walks every addon for every event (a generator, a context
+    manager and a coroutine per addon, also for the `update` event it adds after each flow
+    event), whether the addon has the hook or not. The lean server has a fixed set of addons:
+    look the handlers of each event up once and call only those, with the same error handling
+    (an exception is logged and the next handler runs; AddonHalt stops the event)."""
+    handlers: dict[str, list[Callable[..., Any]]] = {}
+    known = [len(manager.chain)]
+
+    async def trigger_event(event: hooks.Hook) -> None:
+        if len(manager.chain) != known[0]:  # an addon was added or removed: look up again
+            handlers.clear()
+            known[0] = len(manager.chain)
+        funcs = handlers.get(event.name)
+        if funcs is None:
+            funcs = handlers[event.name] = [
+                func for addon in manager.chain for _, func in manager._iter_hooks(addon, event)
+            ]
+        if not funcs:
+            return
+        args = event.args()
+        for func in funcs:
+            try:
+                result = func(*args)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except exceptions.AddonHalt:
+                return
+            except exceptions.OptionsError:
+                raise
+            except Exception as exc:  # as mitmproxy's safecall: log, go on with the next
+                log.error("Addon error: %s", exc, exc_info=True)
+
+    manager.trigger_event = trigger_event  # type: ignore[method-assign]
+
+
+class _UpstreamTlsConfig(tlsconfig.TlsConfig):
+    """TLS for the upstream connections. Without the `request` hook: it serves the CRL of
+    mitmproxy's own CA and blocks OCSP/CRL lookups of intercepted clients, neither of which
+    exists for a reverse proxy that clients reach over plain HTTP or its own certificate."""
+
+    request = None  # type: ignore[assignment]
+
+
 def build_master(cfg: ServerConfig, gateway: Gateway) -> master.Master:
     _skip_debug_type_checks()
     opts = options.Options()
@@ -77,10 +123,11 @@ def build_master(cfg: ServerConfig, gateway: Gateway) -> master.Master:
         core.Core(),
         proxyserver.Proxyserver(),
         next_layer.NextLayer(),
-        tlsconfig.TlsConfig(),
+        _UpstreamTlsConfig(),
         errorcheck.ErrorCheck(),
         aibridge_addon(gateway),
     )
+    _direct_hook_dispatch(m.addons)
     settings = gateway.settings
     confdir = settings.data_dir / "mitmproxy"
     confdir.mkdir(parents=True, exist_ok=True, mode=0o700)
