@@ -262,13 +262,22 @@ class FlowView:
 
     # -- response ------------------------------------------------------------------------------
 
-    def responseheaders(self, flow: http.HTTPFlow) -> None:
+    def _answered(
+        self, flow: http.HTTPFlow
+    ) -> tuple[Notes, FlowContext | None, http.Response] | None:
+        """A viewed flow with a response, its request masked for good; None otherwise."""
         notes = self._notes.get(flow) if self.active else None
         resp = flow.response
         if notes is None or resp is None:
-            return
+            return None
         fctx = self.gateway.context(flow)
         self._finalize(flow, notes, fctx)
+        return notes, fctx, resp
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if (answered := self._answered(flow)) is None:
+            return
+        notes, fctx, resp = answered
         wire = fctx.route.wire if fctx is not None and fctx.route is not None else None
         if wire is not None and callable(resp.stream):
             feed = usage_feed(notes, wire, resp.headers.get("content-encoding", ""))
@@ -276,12 +285,9 @@ class FlowView:
                 resp.stream = compose_tap(resp.stream, feed)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        notes = self._notes.get(flow) if self.active else None
-        resp = flow.response
-        if notes is None or resp is None:
+        if (answered := self._answered(flow)) is None:
             return
-        fctx = self.gateway.context(flow)
-        self._finalize(flow, notes, fctx)
+        notes, fctx, resp = answered
         if resp.stream:
             mask_response_headers(resp)  # already sent to the client
         else:
